@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what the local stack and the tests run on: the PostgreSQL server binaries (apt) and the
+# Python environment in .venv (pip, from the pinned requirements). Quick when nothing changed;
+# scripts/demo.sh and scripts/test.sh call it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
+  echo "Installing the PostgreSQL server with apt..."
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "Python 3.10 or newer is needed (found $("$python" --version 2>&1)); set PYTHON=..." >&2
+  exit 1
+fi
+
+# Reinstall only when a requirements file changed since the last install.
+stamp=$(cat requirements*.txt | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
+  echo "Installing the Python environment into .venv (a few minutes the first time)..."
+  "$python" -m venv .venv
+  .venv/bin/pip install -qq --upgrade pip
+  .venv/bin/pip install -qq -r requirements-dev.txt
+  echo "$stamp" > .venv/.installed
+fi

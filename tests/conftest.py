@@ -1,0 +1,93 @@
+"""Fixtures shared by all tests: a private Airflow home, and real local services per session.
+
+Services start on free loopback ports in pytest's temporary folders, so the tests never touch the
+demo's stack in ``.state/`` and can run while it is up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from local_stack.postgres import PostgresServer
+from local_stack.stack import airflow_env, free_port
+from local_stack.tlc_server import SAMPLES, serve_in_thread
+
+# Before anything imports Airflow: its configuration is read once, at import.
+os.environ.update(airflow_env(Path(tempfile.mkdtemp(prefix="airflow-home-"))))
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tlc_base_url() -> Iterator[str]:
+    """The TLC mirror stand-in serving the real sample files in ``data/tlc``."""
+    server, url = serve_in_thread(SAMPLES)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture
+def pg_schema(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh warehouse schema for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def pg_conn(postgres: PostgresServer):
+    import psycopg
+
+    with psycopg.connect(postgres.uri) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True)
+
+
+@pytest.fixture
+def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str) -> dict[str, str]:
+    """Connections and variables for one DAG run, pointing at the test's services and schema."""
+    return {
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": postgres.uri,
+        "AIRFLOW_VAR_TLC_BASE_URL": tlc_base_url,
+        "AIRFLOW_VAR_PG_SCHEMA": pg_schema,
+    }
+
+
+@pytest.fixture
+def run_dag(airflow_db: None, dag_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``airflow dags test`` in a subprocess, as a user would, and return its result."""
+
+    def run(dag_id: str, conf: dict, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps(conf)],
+            env={**os.environ, **dag_env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    return run
