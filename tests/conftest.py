@@ -81,9 +81,12 @@ def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str) -> dict
 def run_dag(airflow_db: None, dag_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
     """Run ``airflow dags test`` in a subprocess, as a user would, and return its result."""
 
-    def run(dag_id: str, conf: dict, **extra_env: str) -> subprocess.CompletedProcess:
+    def run(
+        dag_id: str, conf: dict, logical_date: str | None = None, **extra_env: str
+    ) -> subprocess.CompletedProcess:
+        date_argument = [logical_date] if logical_date else []
         return subprocess.run(
-            [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps(conf)],
+            [AIRFLOW, "dags", "test", dag_id, *date_argument, "-c", json.dumps(conf)],
             env={**os.environ, **dag_env, **extra_env},
             capture_output=True,
             text=True,
