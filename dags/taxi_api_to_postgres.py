@@ -19,29 +19,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import dag, task
 
-from include.dag_defaults import DEFAULT_ARGS
+from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, monthly_params
 
 POSTGRES_CONN_ID = "postgres_default"
 
 
 @dag(
-    # Data-interval timetable: the run of January starts its interval on Jan 1 and runs on Feb 1.
-    schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
-    start_date=datetime(2019, 1, 1),  # the first month on the TLC mirror; it ends with 2021-07
-    catchup=True,
+    schedule=MONTHLY,
+    start_date=FIRST_MIRROR_MONTH,
+    catchup=True,  # unpaused, the scheduler loads every month from 2019-01 on
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
-    params={
-        "taxi": Param("yellow", enum=["yellow", "green"], description="Taxi colour to load."),
-        "month": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-            description="Month to load as YYYY-MM; empty means the run's data interval.",
-        ),
-    },
+    params=monthly_params(),
     tags=["nyc-taxi", "postgres", "monthly"],
     doc_md=__doc__,
 )

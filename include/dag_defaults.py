@@ -7,9 +7,9 @@ spending its retries and hiding the message behind a wait.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import CronDataIntervalTimetable, ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
 FAIL_AT_ONCE = ExceptionRetryPolicy(
     rules=[
@@ -29,3 +29,21 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": 2.0,
     "retry_policy": FAIL_AT_ONCE,
 }
+
+# Monthly flows: the run of January has the interval [Jan 1, Feb 1) and starts on Feb 1, so the
+# logical date of a scheduled or backfill run is the first day of the month it loads.
+MONTHLY = CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
+FIRST_MIRROR_MONTH = datetime(2019, 1, 1)  # the TLC mirror has 2019-01 to 2021-07
+
+
+def monthly_params() -> dict[str, Param]:
+    """The params of every monthly flow: which colour, and optionally which month."""
+    return {
+        "taxi": Param("yellow", enum=["yellow", "green"], description="Taxi colour to load."),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="Month to load as YYYY-MM; empty means the run's data interval.",
+        ),
+    }

@@ -13,15 +13,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from include import postgres
+from include import gcs, postgres
 from include.download import download, tlc_file_name, tlc_url
 from include.extract import iter_batches
 from include.months import Month, resolve_month, validate_month
+from include.parquet import write_daily_partitions, write_parquet
 from include.schema import TaxiSchema, schema_for
 from include.transform import MONTHLY_RULES, CleaningReport, clean
+
+if TYPE_CHECKING:
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +107,56 @@ def verify_loaded_month(
     if problems:
         raise ValueError("; ".join(problems))
     return check
+
+
+@dataclass(frozen=True)
+class ParquetExport:
+    """What a month's export to GCS wrote: small and flat, so it travels as an XCom and asset extra."""
+
+    taxi: str
+    month: str
+    bucket: str
+    month_object: str
+    dataset_prefix: str
+    rows: int
+    partitions: int
+    dropped_by_rule: dict[str, int]
+
+
+def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket: str) -> ParquetExport:
+    """Write the cleaned month as one Parquet file and as daily partitions, replacing the month's objects.
+
+    Layout: ``{taxi}/{taxi}_tripdata_{YYYY-MM}.parquet`` and
+    ``{taxi}_trips/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM}.parquet``. A day's partition
+    holds one file per source month, so a stray pickup from another month's file never makes one
+    month's rerun overwrite another month's rows.
+    """
+    schema = request.schema
+    file_name = f"{request.taxi}_tripdata_{request.month}.parquet"
+    dataset_prefix = f"{request.taxi}_trips"
+    report = CleaningReport()
+    with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
+        month_file = Path(folder) / file_name
+        batches = clean(iter_batches(path, schema), schema, MONTHLY_RULES, report)
+        rows = write_parquet(batches, schema.arrow_schema, month_file)
+        partitions = write_daily_partitions(
+            month_file, schema.pickup_column, "pickup_date", Path(folder) / "days"
+        )
+        month_object = f"{request.taxi}/{file_name}"
+        gcs.upload(hook, bucket, {month_object: month_file})
+        daily = {p.object_name(dataset_prefix, "pickup_date", file_name): p.path for p in partitions}
+        gcs.replace_objects(hook, bucket, dataset_prefix, file_name, daily)
+    log.info("%s: %s", path.name, report.describe())
+    log.info(
+        "Wrote %d rows to gs://%s/%s and %d daily partitions", rows, bucket, month_object, len(partitions)
+    )
+    return ParquetExport(
+        request.taxi,
+        str(request.month),
+        bucket,
+        month_object,
+        dataset_prefix,
+        rows,
+        len(partitions),
+        dict(report.dropped),
+    )

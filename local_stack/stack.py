@@ -7,6 +7,7 @@ and the same mapping is what the tests hand to ``airflow dags test``.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -21,12 +22,22 @@ from local_stack.postgres import PostgresServer
 from local_stack.tlc_server import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
+# The GCS and BigQuery stand-ins run from their own environment (requirements-emulators.txt).
+EMULATORS_BIN = REPO / ".venv-emulators" / "bin"
+LOCAL_PROJECT = "local-project"
+LOCAL_BUCKET = "nyc-taxi-local"
 
 
-def wait_for_port(port: int, timeout: float = 30.0, what: str = "service") -> None:
-    """Block until something accepts connections on ``127.0.0.1:port``."""
+def wait_for_port(
+    port: int, timeout: float = 60.0, what: str = "service", process: subprocess.Popen | None = None
+) -> None:
+    """Block until something accepts connections on ``127.0.0.1:port`` (or ``process`` exits)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with code {process.returncode} before listening on port {port}"
+            )
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -62,19 +73,29 @@ class BackgroundProcess:
         return pid
 
     def start(self, env: dict[str, str] | None = None) -> None:
-        if self.pid() is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with (self.folder / f"{self.name}.log").open("ab") as log:
-                process = subprocess.Popen(
-                    self.command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=REPO,
-                    env={**os.environ, **(env or {})},
-                    start_new_session=True,
-                )
-            self.pid_file.write_text(str(process.pid))
-        wait_for_port(self.port, what=self.name)
+        if self.pid() is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log_file = self.folder / f"{self.name}.log"
+        with log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        try:
+            wait_for_port(self.port, what=f"{self.name} (log: {log_file})", process=process)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        time.sleep(0.2)  # a server that failed to bind exits right after another one answered
+        if process.poll() is not None:
+            self.pid_file.unlink()
+            raise RuntimeError(f"{self.name} exited; is port {self.port} taken? See {log_file}")
 
     def stop(self) -> None:
         pid = self.pid()
@@ -90,6 +111,8 @@ class Stack:
     state: Path
     postgres_port: int = 54320
     tlc_port: int = 8765
+    gcs_port: int = 9123
+    bigquery_port: int = 9150
 
     @property
     def postgres(self) -> PostgresServer:
@@ -108,15 +131,58 @@ class Stack:
         )
         return BackgroundProcess("tlc-server", self.state / "services", command, self.tlc_port)
 
+    @property
+    def gcs_folder(self) -> Path:
+        return self.state / "gcs"
+
+    @property
+    def gcs_emulator(self) -> BackgroundProcess:
+        command = (
+            str(EMULATORS_BIN / "gcp-storage-emulator"),
+            "-d",
+            str(self.gcs_folder),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.gcs_port),
+            "--default-bucket",
+            LOCAL_BUCKET,
+        )
+        return BackgroundProcess("gcs-emulator", self.state / "services", command, self.gcs_port)
+
+    @property
+    def bigquery_emulator(self) -> BackgroundProcess:
+        # It reads gs:// sources straight from the GCS emulator's folder (see docs/local-stand-ins.md).
+        command = (
+            str(EMULATORS_BIN / "python"),
+            str(REPO / "local_stack" / "bigquery_emulator.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.bigquery_port),
+            "--project",
+            LOCAL_PROJECT,
+            "--data-dir",
+            str(self.state / "bigquery"),
+            "--gcs-root",
+            str(self.gcs_folder / ".cloudstorage"),
+        )
+        return BackgroundProcess("bigquery-emulator", self.state / "services", command, self.bigquery_port)
+
     def up(self) -> None:
         self.postgres.start()
         self.tlc_server.start()
+        self.gcs_emulator.start()
+        self.bigquery_emulator.start()
         self.env_file.write_text(
             "".join(f"export {key}={shlex.quote(value)}\n" for key, value in self.env().items())
         )
         self.env_file.chmod(0o600)
 
     def down(self) -> None:
+        self.bigquery_emulator.stop()
+        self.gcs_emulator.stop()
         self.tlc_server.stop()
         self.postgres.stop()
 
@@ -130,6 +196,7 @@ class Stack:
             **airflow_env(self.state / "airflow"),
             "AIRFLOW_CONN_POSTGRES_DEFAULT": self.postgres.uri,
             "AIRFLOW_VAR_TLC_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
+            **google_cloud_env(self.gcs_port, self.bigquery_port),
         }
 
 
@@ -141,4 +208,23 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "PYTHONPATH": str(REPO),
+    }
+
+
+def google_cloud_env(gcs_port: int, bigquery_port: int) -> dict[str, str]:
+    """Point the official Google clients, and so the Airflow hooks, at the local stand-ins.
+
+    Only this differs from real GCP: the emulator hosts and an anonymous connection. On GCP the
+    connection carries a service account key instead and the two hosts are unset.
+    """
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"is_anonymous": True, "project": LOCAL_PROJECT},
+    }
+    return {
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_port}",
+        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{bigquery_port}",
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(connection),
+        "AIRFLOW_VAR_GCS_BUCKET": LOCAL_BUCKET,
     }

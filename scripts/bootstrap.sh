@@ -20,11 +20,21 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
 fi
 
 # Reinstall only when a requirements file changed since the last install.
-stamp=$(cat requirements*.txt | sha256sum | cut -c1-16)
+stamp=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   echo "Installing the Python environment into .venv (a few minutes the first time)..."
   "$python" -m venv .venv
   .venv/bin/pip install -qq --upgrade pip
   .venv/bin/pip install -qq -r requirements-dev.txt
   echo "$stamp" > .venv/.installed
+fi
+
+# The local GCS and BigQuery stand-ins live in their own environment, apart from Airflow's.
+stamp=$(sha256sum requirements-emulators.txt | cut -c1-16)
+if [ "$(cat .venv-emulators/.installed 2>/dev/null)" != "$stamp" ]; then
+  echo "Installing the GCS and BigQuery stand-ins into .venv-emulators..."
+  "$python" -m venv .venv-emulators
+  .venv-emulators/bin/pip install -qq --upgrade pip
+  .venv-emulators/bin/pip install -qq -r requirements-emulators.txt
+  echo "$stamp" > .venv-emulators/.installed
 fi

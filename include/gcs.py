@@ -1,0 +1,56 @@
+"""Publish local files to a GCS bucket through ``GCSHook`` so that reruns replace, never add.
+
+Object names are derived from the data (colour, month, day), never from the run, so rerunning a
+month writes the same names again. New objects are uploaded first and the month's objects that the
+new run did not write are deleted after: readers never see the month missing, and a partition
+never keeps a stale file next to the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+log = logging.getLogger(__name__)
+
+PARQUET_MIME_TYPE = "application/vnd.apache.parquet"
+
+
+def upload(hook: GCSHook, bucket: str, uploads: dict[str, Path]) -> list[str]:
+    """Upload each local file to its object name; return the ``gs://`` URIs written."""
+    for object_name, path in uploads.items():
+        hook.upload(
+            bucket_name=bucket, object_name=object_name, filename=str(path), mime_type=PARQUET_MIME_TYPE
+        )
+    log.info("Uploaded %d object(s) to gs://%s", len(uploads), bucket)
+    return [f"gs://{bucket}/{name}" for name in uploads]
+
+
+def replace_objects(
+    hook: GCSHook, bucket: str, prefix: str, file_name: str, uploads: dict[str, Path]
+) -> list[str]:
+    """Upload ``uploads``, then delete the other objects under ``prefix`` named ``file_name``.
+
+    ``file_name`` identifies what one source owns inside a shared dataset (e.g. every day's
+    ``yellow_tripdata_2021-01.parquet``), so replacing one month never touches another's files.
+    """
+    written = upload(hook, bucket, uploads)
+    stale = [name for name in owned_objects(hook, bucket, prefix, file_name) if name not in uploads]
+    delete(hook, bucket, stale)
+    return written
+
+
+def owned_objects(hook: GCSHook, bucket: str, prefix: str, file_name: str) -> list[str]:
+    """The objects under ``prefix`` whose last path segment is ``file_name``."""
+    return [name for name in hook.list(bucket, prefix=f"{prefix}/") if name.rsplit("/", 1)[-1] == file_name]
+
+
+def delete(hook: GCSHook, bucket: str, object_names: Iterable[str]) -> None:
+    names = list(object_names)
+    for name in names:
+        hook.delete(bucket_name=bucket, object_name=name)
+    if names:
+        log.info("Deleted %d stale object(s) from gs://%s", len(names), bucket)

@@ -1,0 +1,78 @@
+"""Write TLC record batches as Parquet: one file per month, and a dataset partitioned by day.
+
+Every file of a colour is written with the colour's declared Arrow schema (nullable integers stay
+integers, timestamps are microseconds, an all-empty column keeps its type), so the Parquet of any
+two months is identical in schema and BigQuery loads them into one table without a clash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from include.transform import add_pickup_date
+
+# Timestamps stay microseconds (not the deprecated INT96), readable by BigQuery, Spark and DuckDB.
+_WRITE_OPTIONS = {
+    "compression": "snappy",
+    "coerce_timestamps": "us",
+    "use_deprecated_int96_timestamps": False,
+}
+
+
+def write_parquet(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path) -> int:
+    """Stream batches into one Parquet file, one row group per batch; return the row count."""
+    rows = 0
+    with pq.ParquetWriter(path, schema, **_WRITE_OPTIONS) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One day's file of a Hive-partitioned dataset, ready to upload."""
+
+    day: date
+    path: Path
+    rows: int
+
+    def object_name(self, dataset_prefix: str, partition_column: str, file_name: str) -> str:
+        """``{prefix}/{column}=YYYY-MM-DD/{file_name}``: the Hive layout BigQuery and Spark read."""
+        return f"{dataset_prefix}/{partition_column}={self.day.isoformat()}/{file_name}"
+
+
+def write_daily_partitions(
+    source: Path, pickup_column: str, partition_column: str, folder: Path
+) -> list[Partition]:
+    """Split a month's Parquet file into one file per pickup day, Hive style, under ``folder``.
+
+    The partition column lives in the path, not in the files, as Hive partitioning expects. Each
+    day gets exactly one file, so its name can be fixed and a rerun overwrites it.
+    """
+    month = pads.dataset(source)
+    with_day = (add_pickup_date(batch, pickup_column, partition_column) for batch in month.to_batches())
+    schema = month.schema.append(pa.field(partition_column, pa.date32()))
+    pads.write_dataset(
+        pads.Scanner.from_batches(with_day, schema=schema),
+        folder,
+        format="parquet",
+        partitioning=pads.partitioning(pa.schema([pa.field(partition_column, pa.date32())]), flavor="hive"),
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="error",
+        file_options=pads.ParquetFileFormat().make_write_options(**_WRITE_OPTIONS),
+    )
+    partitions = []
+    for path in sorted(folder.glob(f"{partition_column}=*/part-*.parquet")):
+        if path.name != "part-0.parquet":
+            raise AssertionError(f"{path.parent.name} was split into several files")
+        day = date.fromisoformat(path.parent.name.split("=", 1)[1])
+        partitions.append(Partition(day, path, pq.ParquetFile(path).metadata.num_rows))
+    return partitions
