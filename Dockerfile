@@ -1,0 +1,23 @@
+# The DAGs' runtime: the official Airflow image of the version pinned in requirements.txt, extended
+# as the Airflow docs recommend (https://airflow.apache.org/docs/docker-stack/build.html), with this
+# repository's code baked in. docker-compose.yaml builds it; tests/deploy checks the versions match.
+#
+#   docker build -t nyc-taxi-airflow:3.3.2 .
+ARG AIRFLOW_VERSION=3.3.2
+FROM apache/airflow:${AIRFLOW_VERSION}
+ARG AIRFLOW_VERSION
+
+# Installed as the airflow user (the image's default), pinning Airflow itself so no requirement can
+# move it to another version.
+USER airflow
+COPY requirements.txt /requirements.txt
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirements.txt
+
+# The code, baked in for production; docker compose mounts the same folders over these for
+# development. Only these folders are copied: no .env, key or local state can reach the image.
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 include/ /opt/airflow/include/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+
+# The DAGs import include.* from the project root.
+ENV PYTHONPATH=/opt/airflow

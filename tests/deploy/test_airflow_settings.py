@@ -1,0 +1,62 @@
+"""Every connection and variable the DAGs read reaches Airflow in docker compose and is documented in
+.env.example. The names come from the code, so a DAG that reads a new one fails here until both
+files know it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.deploy.conftest import REPO
+
+CODE = sorted([*REPO.glob("dags/**/*.py"), *REPO.glob("include/**/*.py")])
+
+# Variable.get("name"...), and the Jinja forms {{ var.value.name }} / {{ var.json.name }}.
+VARIABLE = re.compile(r"""Variable\.get\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']|\bvar\.(?:value|json)\.(\w+)""")
+# POSTGRES_CONN_ID = "name", gcp_conn_id="name", postgres_conn_id: str = "name"...
+CONNECTION = re.compile(r"""\b\w*(?:CONN_ID|conn_id)\b\s*(?::[^=\n]+)?=\s*["']([\w.-]+)["']""")
+
+# The contract of the DAGs (issue 6): what the scan must find, and what must be there regardless.
+KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default"}
+KNOWN_VARIABLES = {"tlc_base_url", "pg_schema", "gcs_bucket"}
+CONTRACT_VARIABLES = KNOWN_VARIABLES | {"bq_dataset", "bq_location"}
+
+
+def _scan() -> tuple[set[str], set[str]]:
+    connections: set[str] = set()
+    variables: set[str] = set()
+    for path in CODE:
+        text = path.read_text()
+        connections.update(CONNECTION.findall(text))
+        variables.update(name for groups in VARIABLE.findall(text) for name in groups if name)
+    return connections, variables
+
+
+CONNECTIONS, VARIABLES = _scan()
+ENV_NAMES = sorted(
+    {f"AIRFLOW_CONN_{name.upper()}" for name in CONNECTIONS | KNOWN_CONNECTIONS}
+    | {f"AIRFLOW_VAR_{name.upper()}" for name in VARIABLES | CONTRACT_VARIABLES}
+)
+
+
+def test_scan_finds_the_known_connections_and_variables() -> None:
+    assert len(CODE) >= 5
+    assert CONNECTIONS >= KNOWN_CONNECTIONS
+    assert VARIABLES >= KNOWN_VARIABLES
+    assert CONNECTION.findall('gcp_conn_id="a", postgres_conn_id: str = "b", X_CONN_ID = "c"') == [
+        "a",
+        "b",
+        "c",
+    ]
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_compose_passes_it_to_every_airflow_component(name: str, airflow_services: dict[str, dict]) -> None:
+    missing = [service for service, spec in airflow_services.items() if name not in spec["environment"]]
+    assert missing == [], f"{name} is not set for {missing} in docker-compose.yaml"
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_env_example_documents_it(name: str, env_example: dict[str, str | None]) -> None:
+    assert name in env_example, f"{name} is not documented in .env.example"
