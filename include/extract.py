@@ -47,7 +47,7 @@ def check_header(path: Path, schema: TaxiSchema) -> None:
 def iter_batches(path: Path, schema: TaxiSchema, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
     """Yield the file's rows as record batches with exactly the schema's columns, types and order."""
     check_header(path, schema)
-    reader = pacsv.open_csv(
+    yield from pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=block_bytes),
         convert_options=pacsv.ConvertOptions(
@@ -56,4 +56,14 @@ def iter_batches(path: Path, schema: TaxiSchema, block_bytes: int = BLOCK_BYTES)
             strings_can_be_null=True,
         ),
     )
-    yield from reader
+
+
+def read_csv_batches(
+    path: Path, columns: pa.Schema, block_bytes: int = BLOCK_BYTES
+) -> Iterator[pa.RecordBatch]:
+    """Yield a header-less CSV (what ``COPY ... TO STDOUT`` writes) as batches of ``columns``."""
+    yield from pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=columns.names),
+        convert_options=pacsv.ConvertOptions(column_types=columns, strings_can_be_null=True),
+    )

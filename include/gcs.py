@@ -53,4 +53,19 @@ def delete(hook: GCSHook, bucket: str, object_names: Iterable[str]) -> None:
     for name in names:
         hook.delete(bucket_name=bucket, object_name=name)
     if names:
-        log.info("Deleted %d stale object(s) from gs://%s", len(names), bucket)
+        log.info("Deleted %d object(s) from gs://%s", len(names), bucket)
+
+
+def download(hook: GCSHook, bucket: str, object_names: Iterable[str], folder: Path) -> list[Path]:
+    """Download objects into ``folder`` under their base names; return the local paths in order."""
+    paths = []
+    for name in object_names:
+        path = folder / name.rsplit("/", 1)[-1]
+        hook.download(bucket_name=bucket, object_name=name, filename=str(path))
+        paths.append(path)
+    return paths
+
+
+def delete_prefix(hook: GCSHook, bucket: str, prefix: str) -> None:
+    """Delete every object under ``prefix/``: staging data that has served its purpose."""
+    delete(hook, bucket, hook.list(bucket, prefix=f"{prefix.rstrip('/')}/"))

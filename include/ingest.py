@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
+import pyarrow as pa
 
 from include import gcs, postgres
 from include.download import download, tlc_file_name, tlc_url
-from include.extract import iter_batches
+from include.extract import iter_batches, read_csv_batches
 from include.months import Month, resolve_month, validate_month
 from include.parquet import write_daily_partitions, write_parquet
 from include.schema import TaxiSchema, schema_for
@@ -160,3 +161,34 @@ def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket
         len(partitions),
         dict(report.dropped),
     )
+
+
+def daily_object_name(taxi: str, day: date) -> str:
+    """``{taxi}/{YYYY}/{MM}/{DD}/daily_trips.parquet``: one object per colour and day."""
+    return f"{taxi}/{day:%Y/%m/%d}/daily_trips.parquet"
+
+
+def export_day_to_gcs(
+    conn: psycopg.Connection, hook: GCSHook, bucket: str, schema_name: str, taxi: str, day: date
+) -> int:
+    """Write one pickup day of a colour's Postgres table to its daily object; return the rows.
+
+    A rerun overwrites the same object. A day without trips writes nothing, so an empty file
+    never hides a missing load.
+    """
+    schema = schema_for(taxi)
+    table = postgres.monthly_table_name(taxi)
+    columns = schema.snake_case_arrow_schema.append(pa.field(postgres.SOURCE_MONTH_COLUMN, pa.date32()))
+    with tempfile.TemporaryDirectory(prefix="daily-") as folder:
+        csv_path, parquet_path = Path(folder) / "day.csv", Path(folder) / "daily_trips.parquet"
+        postgres.copy_day_to_csv(conn, schema_name, table, schema.pickup_column, day, csv_path)
+        if csv_path.stat().st_size == 0:
+            log.info(
+                "No %s trips with a pickup on %s in %s.%s: nothing written", taxi, day, schema_name, table
+            )
+            return 0
+        rows = write_parquet(read_csv_batches(csv_path, columns), columns, parquet_path)
+        object_name = daily_object_name(taxi, day)
+        gcs.upload(hook, bucket, {object_name: parquet_path})
+    log.info("Wrote %d %s trips of %s to gs://%s/%s", rows, taxi, day, bucket, object_name)
+    return rows

@@ -90,3 +90,18 @@ def validate_month(month: Month, today: date) -> Month:
             f"the latest month that can be loaded is {Month.of(today).previous}"
         )
     return month
+
+
+def resolve_day(day_param: str | None, data_interval_start: datetime | None) -> date:
+    """The day a daily run exports: the ``day`` param if given, else the day its interval starts."""
+    if day_param:
+        try:
+            return date.fromisoformat(day_param)
+        except ValueError:
+            raise ValueError(f"day {day_param!r} is not a date in the form YYYY-MM-DD") from None
+    if data_interval_start is None:
+        raise ValueError(
+            "this run has no data interval (a manual run without a logical date): "
+            'pass the day to export as the \'day\' param, e.g. {"day": "2021-01-01"}'
+        )
+    return data_interval_start.date()

@@ -50,18 +50,24 @@ class Partition:
 
 
 def write_daily_partitions(
-    source: Path, pickup_column: str, partition_column: str, folder: Path
+    source: Path, pickup_column: str | None, partition_column: str, folder: Path
 ) -> list[Partition]:
     """Split a month's Parquet file into one file per pickup day, Hive style, under ``folder``.
 
-    The partition column lives in the path, not in the files, as Hive partitioning expects. Each
-    day gets exactly one file, so its name can be fixed and a rerun overwrites it.
+    The day is derived from ``pickup_column``, or read from ``partition_column`` when the file
+    already has it (``pickup_column=None``). The partition column lives in the path, not in the
+    files, as Hive partitioning expects. Each day gets exactly one file, so its name can be fixed
+    and a rerun overwrites it.
     """
     month = pads.dataset(source)
-    with_day = (add_pickup_date(batch, pickup_column, partition_column) for batch in month.to_batches())
-    schema = month.schema.append(pa.field(partition_column, pa.date32()))
+    if pickup_column is None:
+        scanner = month.scanner()
+    else:
+        with_day = (add_pickup_date(batch, pickup_column, partition_column) for batch in month.to_batches())
+        schema = month.schema.append(pa.field(partition_column, pa.date32()))
+        scanner = pads.Scanner.from_batches(with_day, schema=schema)
     pads.write_dataset(
-        pads.Scanner.from_batches(with_day, schema=schema),
+        scanner,
         folder,
         format="parquet",
         partitioning=pads.partitioning(pa.schema([pa.field(partition_column, pa.date32())]), flavor="hive"),

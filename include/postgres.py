@@ -17,7 +17,8 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pyarrow as pa
@@ -56,20 +57,31 @@ def _table(schema_name: str, table: str) -> sql.Identifier:
     return sql.Identifier(checked_identifier(schema_name, "schema"), checked_identifier(table, "table"))
 
 
-def _create_table_sql(schema_name: str, table: str, taxi_schema: TaxiSchema) -> sql.Composed:
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.postgres_type)) for c in taxi_schema.columns
+# Arrow type → Postgres type, for every type a table of ours holds.
+_POSTGRES_TYPES: dict[pa.DataType, str] = {
+    pa.int64(): "bigint",
+    pa.float64(): "double precision",
+    pa.timestamp("us"): "timestamp",  # TLC times are New York wall-clock times without an offset
+    pa.string(): "text",
+    pa.date32(): "date",
+}
+
+
+def _create_table_sql(schema_name: str, table: str, columns: pa.Schema, index_column: str) -> sql.Composed:
+    definitions = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(field.name), sql.SQL(_POSTGRES_TYPES[field.type]))
+        for field in columns
     )
     return sql.SQL(
         "CREATE SCHEMA IF NOT EXISTS {schema};"
-        " CREATE TABLE IF NOT EXISTS {table} ({columns}, {source_month} date NOT NULL);"
-        " CREATE INDEX IF NOT EXISTS {index} ON {table} ({source_month})"
+        " CREATE TABLE IF NOT EXISTS {table} ({definitions});"
+        " CREATE INDEX IF NOT EXISTS {index} ON {table} ({index_column})"
     ).format(
         schema=sql.Identifier(schema_name),
         table=_table(schema_name, table),
-        columns=columns,
-        source_month=sql.Identifier(SOURCE_MONTH_COLUMN),
-        index=sql.Identifier(f"{table}_{SOURCE_MONTH_COLUMN}_idx"),
+        definitions=definitions,
+        index=sql.Identifier(f"{table}_{index_column}_idx"),
+        index_column=sql.Identifier(index_column),
     )
 
 
@@ -82,10 +94,12 @@ def _locked_transaction(conn: psycopg.Connection, lock_name: str) -> Iterator[ps
         yield cursor
 
 
-def ensure_table(conn: psycopg.Connection, schema_name: str, table: str, taxi_schema: TaxiSchema) -> None:
-    """Create the schema, the table and its ``source_month`` index if they are missing."""
+def ensure_table(
+    conn: psycopg.Connection, schema_name: str, table: str, columns: pa.Schema, index_column: str
+) -> None:
+    """Create the schema, and the table with ``columns`` and an index on ``index_column``, if missing."""
     with _locked_transaction(conn, f"ddl:{schema_name}.{table}") as cursor:
-        cursor.execute(_create_table_sql(schema_name, table, taxi_schema))
+        cursor.execute(_create_table_sql(schema_name, table, columns, index_column))
 
 
 def _csv_chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, memoryview]]:
@@ -131,15 +145,53 @@ def replace_month(
     The batches must have the taxi schema's source columns in order. The advisory lock makes two
     concurrent loads of the same month run one after the other, so the result is one copy.
     """
-    ensure_table(conn, schema_name, table, taxi_schema)
+    columns = taxi_schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), False))
+    ensure_table(conn, schema_name, table, columns, SOURCE_MONTH_COLUMN)
     target = _table(schema_name, table)
-    columns = [c.name for c in taxi_schema.columns] + [SOURCE_MONTH_COLUMN]
     with _locked_transaction(conn, f"month:{schema_name}.{table}:{month}") as cursor:
         cursor.execute(
             sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(SOURCE_MONTH_COLUMN)),
             (month.first_day,),
         )
-        return copy_batches(cursor, target, columns, _with_source_month(batches, month))
+        return copy_batches(cursor, target, columns.names, _with_source_month(batches, month))
+
+
+def replace_table(
+    conn: psycopg.Connection,
+    schema_name: str,
+    table: str,
+    columns: pa.Schema,
+    index_column: str,
+    batches: Iterable[pa.RecordBatch],
+) -> int:
+    """Replace the whole table's rows with ``batches`` in one transaction (TRUNCATE then COPY).
+
+    TRUNCATE is transactional in Postgres: until the COPY commits, readers wait and then see the
+    new rows, and a failure rolls back to the old ones.
+    """
+    ensure_table(conn, schema_name, table, columns, index_column)
+    target = _table(schema_name, table)
+    with _locked_transaction(conn, f"table:{schema_name}.{table}") as cursor:
+        cursor.execute(sql.SQL("TRUNCATE {}").format(target))
+        return copy_batches(cursor, target, columns.names, batches)
+
+
+def copy_day_to_csv(
+    conn: psycopg.Connection, schema_name: str, table: str, pickup_column: str, day: date, path: Path
+) -> None:
+    """Stream one pickup day's rows out of ``table`` into a CSV file with COPY, in table column order."""
+    query = sql.SQL(
+        "COPY (SELECT * FROM {table} WHERE {pickup} >= %s AND {pickup} < %s ORDER BY {pickup})"
+        " TO STDOUT (FORMAT csv)"
+    ).format(table=_table(schema_name, table), pickup=sql.Identifier(pickup_column))
+    start = datetime.combine(day, datetime.min.time())
+    with (
+        conn.cursor() as cursor,
+        path.open("wb") as sink,
+        cursor.copy(query, (start, start + timedelta(days=1))) as copy,
+    ):
+        for chunk in copy:
+            sink.write(chunk)
 
 
 @dataclass(frozen=True)

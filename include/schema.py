@@ -25,7 +25,7 @@ SNAKE_CASE_RENAMES: dict[str, str] = {
     "DOLocationID": "do_location_id",
 }
 
-# Logical types: each maps to one Arrow, one Postgres and one BigQuery type.
+# Logical types, each one Arrow type; Postgres and BigQuery types derive from the Arrow schema.
 ColumnKind = Literal["int", "float", "timestamp", "text"]
 
 _ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
@@ -33,18 +33,6 @@ _ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
     "float": pa.float64(),
     "timestamp": pa.timestamp("us"),  # microseconds: the unit BigQuery and Postgres both store.
     "text": pa.string(),
-}
-_POSTGRES_TYPES: dict[ColumnKind, str] = {
-    "int": "bigint",
-    "float": "double precision",
-    "timestamp": "timestamp",  # TLC times are New York wall-clock times without an offset.
-    "text": "text",
-}
-_BIGQUERY_TYPES: dict[ColumnKind, str] = {
-    "int": "INTEGER",
-    "float": "FLOAT",
-    "timestamp": "TIMESTAMP",
-    "text": "STRING",
 }
 
 
@@ -63,14 +51,6 @@ class Column:
     @property
     def arrow_type(self) -> pa.DataType:
         return _ARROW_TYPES[self.kind]
-
-    @property
-    def postgres_type(self) -> str:
-        return _POSTGRES_TYPES[self.kind]
-
-    @property
-    def bigquery_type(self) -> str:
-        return _BIGQUERY_TYPES[self.kind]
 
 
 # In the order of the TLC files' headers.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from local_stack.postgres import PostgresServer
-from local_stack.stack import airflow_env, free_port
+from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import SAMPLES, serve_in_thread
 
 # Before anything imports Airflow: its configuration is read once, at import.
@@ -43,6 +43,38 @@ def tlc_base_url() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="session")
+def cloud_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The GCS and BigQuery stand-ins, with this process's Google clients pointed at them."""
+    stack = Stack(tmp_path_factory.mktemp("cloud"), gcs_port=free_port(), bigquery_port=free_port())
+    stack.gcs_emulator.start()
+    stack.bigquery_emulator.start()
+    saved = dict(os.environ)
+    os.environ.update(google_cloud_env(stack.gcs_port, stack.bigquery_port))
+    yield stack
+    os.environ.clear()
+    os.environ.update(saved)
+    stack.bigquery_emulator.stop()
+    stack.gcs_emulator.stop()
+
+
+@pytest.fixture
+def storage_client(cloud_stack: Stack):
+    """The official GCS client on the stand-in, independent of the code under test."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
+
+
+@pytest.fixture
+def gcs_bucket(storage_client) -> str:
+    """A new, empty bucket for one test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    storage_client.create_bucket(name)
+    return name
+
+
 @pytest.fixture
 def pg_schema(postgres: PostgresServer) -> Iterator[str]:
     """A fresh warehouse schema for one test, dropped afterwards."""
@@ -56,9 +88,10 @@ def pg_schema(postgres: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture
 def pg_conn(postgres: PostgresServer):
+    """A reader's connection in autocommit, so it never holds locks between a test's queries."""
     import psycopg
 
-    with psycopg.connect(postgres.uri) as conn:
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
         yield conn
 
 
@@ -85,12 +118,16 @@ def run_dag(airflow_db: None, dag_env: dict[str, str]) -> Callable[..., subproce
         dag_id: str, conf: dict, logical_date: str | None = None, **extra_env: str
     ) -> subprocess.CompletedProcess:
         date_argument = [logical_date] if logical_date else []
-        return subprocess.run(
-            [AIRFLOW, "dags", "test", dag_id, *date_argument, "-c", json.dumps(conf)],
-            env={**os.environ, **dag_env, **extra_env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        try:
+            return subprocess.run(
+                [AIRFLOW, "dags", "test", dag_id, *date_argument, "-c", json.dumps(conf)],
+                env={**os.environ, **dag_env, **extra_env},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.TimeoutExpired as timeout:
+            output = (timeout.stdout or b"").decode()[-4000:] if isinstance(timeout.stdout, bytes) else ""
+            pytest.fail(f"airflow dags test {dag_id} did not finish in {timeout.timeout} s:\n{output}")
 
     return run

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -31,3 +33,30 @@ def write_csv(folder: Path, name: str, lines: list[str]) -> Path:
 def read_with_pandas(path: Path, **options) -> pd.DataFrame:
     """The whole file with pandas: an independent reading to check the pipeline's numbers against."""
     return pd.read_csv(path, low_memory=False, **options)
+
+
+def write_shifted_month(source: Path, destination: Path, days: int) -> None:
+    """A second real-shaped month: a sample's rows with both trip times moved by ``days``.
+
+    January and December both have 31 days, so shifting yellow 2021-01 by -31 days gives a
+    December with the same rows; every other field is copied as it is.
+    """
+    with gzip.open(source, "rt", newline="") as reader, gzip.open(destination, "wt", newline="") as writer:
+        rows = csv.reader(reader)
+        out = csv.writer(writer, lineterminator="\n")
+        header = next(rows)
+        out.writerow(header)
+        times = [i for i, name in enumerate(header) if name.endswith(("pickup_datetime", "dropoff_datetime"))]
+        for row in rows:
+            for i in times:
+                row[i] = str(datetime.fromisoformat(row[i]) + timedelta(days=days))
+            out.writerow(row)
+
+
+def two_month_mirror(folder: Path) -> Path:
+    """A TLC mirror folder with yellow 2021-01 (real) and 2020-12 (its rows moved back 31 days)."""
+    mirror = folder / "mirror"
+    (mirror / "yellow").mkdir(parents=True)
+    (mirror / "yellow" / YELLOW_2021_01.name).write_bytes(YELLOW_2021_01.read_bytes())
+    write_shifted_month(YELLOW_2021_01, mirror / "yellow" / "yellow_tripdata_2020-12.csv.gz", days=-31)
+    return mirror

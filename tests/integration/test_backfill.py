@@ -7,16 +7,14 @@ interval. Here the same function lists the runs, and each run is executed with
 backfill run's data interval (asserted below).
 """
 
-import csv
-import gzip
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from include.postgres import month_row_counts
 from local_stack.tlc_server import serve_in_thread
-from tests.samples import YELLOW_2021_01, read_with_pandas
+from tests.samples import YELLOW_2021_01, read_with_pandas, two_month_mirror
 
 pytestmark = pytest.mark.integration
 
@@ -49,30 +47,8 @@ def test_the_q4_2020_backfill_runs_october_november_and_december_once_each():
     ]
 
 
-def _shift_month(source: Path, destination: Path, days: int) -> None:
-    """A second real-shaped month: the sample's rows with both trip times moved by ``days``.
-
-    January and December both have 31 days, so shifting January by -31 days gives a December
-    with the same rows; every other field is copied as it is.
-    """
-    with gzip.open(source, "rt", newline="") as reader, gzip.open(destination, "wt", newline="") as writer:
-        rows = csv.reader(reader)
-        out = csv.writer(writer, lineterminator="\n")
-        header = next(rows)
-        out.writerow(header)
-        times = [header.index("tpep_pickup_datetime"), header.index("tpep_dropoff_datetime")]
-        for row in rows:
-            for i in times:
-                row[i] = str(datetime.fromisoformat(row[i]) + timedelta(days=days))
-            out.writerow(row)
-
-
 def test_a_two_month_backfill_loads_one_copy_of_each_month(tmp_path, run_dag, pg_conn, pg_schema):
-    mirror = tmp_path / "mirror"
-    (mirror / "yellow").mkdir(parents=True)
-    (mirror / "yellow" / YELLOW_2021_01.name).write_bytes(YELLOW_2021_01.read_bytes())
-    _shift_month(YELLOW_2021_01, mirror / "yellow" / "yellow_tripdata_2020-12.csv.gz", days=-31)
-    server, base_url = serve_in_thread(mirror)
+    server, base_url = serve_in_thread(two_month_mirror(tmp_path))
     runs = backfill_runs(
         "taxi_api_to_postgres", datetime(2020, 12, 1, tzinfo=UTC), datetime(2021, 1, 31, tzinfo=UTC)
     )
