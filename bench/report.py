@@ -11,6 +11,19 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+# The methods the targets compare, by key.
+OURS_POSTGRES = "ours_postgres_x1"
+PSQL_COPY = "psql_copy"
+COURSE = "course_to_sql"
+OURS_PARQUET = "ours_parquet"
+PLAIN_PARQUET = "plain_parquet"
+
+
+def scaled_key(factor: int) -> str:
+    """The key of ours loading the month repeated ``factor`` times (``OURS_POSTGRES`` for 1)."""
+    return f"ours_postgres_x{factor}"
+
+
 # Issue 7's targets.
 MIN_RATIO_TO_COPY = 0.8
 MIN_RATIO_TO_COURSE = 10.0
@@ -67,20 +80,12 @@ class Target:
     detail: str
 
 
-def evaluate(
-    results: dict[str, MethodResult],
-    ours_postgres: str,
-    copy: str,
-    course: str,
-    ours_parquet: str,
-    plain_parquet: str,
-    memory_keys: list[str],
-    dag_parse: dict,
-) -> list[Target]:
-    """Judge every target of issue 7 on one run's results."""
-    to_copy = speedup(results, ours_postgres, copy)
-    to_course = speedup(results, ours_postgres, course)
-    parquet = speedup(results, ours_parquet, plain_parquet)
+def evaluate(results: dict[str, MethodResult], factors: tuple[int, ...], dag_parse: dict) -> list[Target]:
+    """Judge every target of issue 7 on one run's results; ``factors`` are the memory sizes."""
+    to_copy = speedup(results, OURS_POSTGRES, PSQL_COPY)
+    to_course = speedup(results, OURS_POSTGRES, COURSE)
+    parquet = speedup(results, OURS_PARQUET, PLAIN_PARQUET)
+    memory_keys = [scaled_key(factor) for factor in factors]
     peaks = [results[key].max_rss_mb for key in memory_keys]
     growth = max(peaks) - peaks[0]
     heavy = {

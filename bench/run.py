@@ -33,13 +33,25 @@ from psycopg import sql
 from bench.chart import Bar, write_ratio_chart
 from bench.inputs import REPO, SOURCE, cleaned_csv, scaled_month
 from bench.methods import TABLE, TAXI
-from bench.report import MethodResult, Target, evaluate, markdown_table, method_json
+from bench.report import (
+    COURSE,
+    OURS_PARQUET,
+    OURS_POSTGRES,
+    PLAIN_PARQUET,
+    PSQL_COPY,
+    MethodResult,
+    Target,
+    evaluate,
+    markdown_table,
+    method_json,
+    scaled_key,
+)
 from include.postgres import SOURCE_MONTH_COLUMN, ensure_table
 from include.schema import schema_for
 from local_stack.postgres import PostgresServer, server_bin_dir
 from local_stack.stack import airflow_env, free_port
 
-# The course's method takes a minute per run at full size and its ratio is far from the line.
+# One run of the course's method takes about as long as one round of all the others together.
 COURSE_MAX_REPEATS = 3
 
 
@@ -55,7 +67,8 @@ class Size:
 SIZES = {
     # Every method and every output, on a slice, in well under a minute: what CI runs.
     "smoke": Size(first_rows=5_000, memory_factors=(1, 2), repeats=1),
-    "full": Size(first_rows=None, memory_factors=(1, 5, 10), repeats=5),
+    # Seven runs: on two cores a stray process can slow one or two runs of a method.
+    "full": Size(first_rows=None, memory_factors=(1, 5, 10), repeats=7),
 }
 
 
@@ -170,17 +183,18 @@ def build_cases(
         path = output_dir / f"{name}.parquet"
         return path, lambda: path.unlink(missing_ok=True), lambda: pq.ParquetFile(path).metadata.num_rows
 
+    quoted_path = str(cleaned).replace("'", "''")
     copy_statement = (
         f"\\copy bench_copy.{TABLE} ({', '.join(table_columns().names)}) "
-        f"FROM '{str(cleaned).replace(chr(39), chr(39) * 2)}' WITH (FORMAT csv)"
+        f"FROM '{quoted_path}' WITH (FORMAT csv)"
     )
     ours_output, ours_unlink, ours_count = parquet_output("ours")
     plain_output, plain_unlink, plain_count = parquet_output("plain")
     month = str(month_files[1])
-    compared = {"limit_key": "psql_copy", "course_key": "course_to_sql"}
+    compared = {"limit_key": PSQL_COPY, "course_key": COURSE}
     cases = [
         Case(
-            "ours_postgres_x1",
+            OURS_POSTGRES,
             "ours → Postgres: `load_month_to_postgres`",
             python_method("ours_postgres", input=month, uri=server.uri, schema="bench_ours"),
             fresh("bench_ours"),
@@ -190,7 +204,7 @@ def build_cases(
             **compared,
         ),
         Case(
-            "psql_copy",
+            PSQL_COPY,
             "limit: `psql \\copy` of the cleaned CSV",
             python_method(
                 "psql_copy", psql=str(server_bin_dir() / "psql"), uri=server.uri, statement=copy_statement
@@ -202,7 +216,7 @@ def build_cases(
             **compared,
         ),
         Case(
-            "course_to_sql",
+            COURSE,
             "course: pandas `read_csv` + `to_sql`",
             python_method("course_postgres", input=month, uri=server.uri, schema="bench_course"),
             fresh("bench_course"),
@@ -212,30 +226,30 @@ def build_cases(
             **compared,
         ),
         Case(
-            "ours_parquet",
+            OURS_PARQUET,
             "ours → Parquet: `iter_batches` + `clean` + `write_parquet`",
             python_method("ours_parquet", input=month, output=str(ours_output)),
             ours_unlink,
             ours_count,
             repeats,
             kept_rows,
-            limit_key="plain_parquet",
+            limit_key=PLAIN_PARQUET,
         ),
         Case(
-            "plain_parquet",
+            PLAIN_PARQUET,
             "limit: pyarrow `read_csv` + `write_table`",
             python_method("plain_parquet", input=month, output=str(plain_output)),
             plain_unlink,
             plain_count,
             repeats,
-            limit_key="plain_parquet",
+            limit_key=PLAIN_PARQUET,
         ),
     ]
     for factor, path in month_files.items():
         if factor != 1:
             cases.append(
                 Case(
-                    f"ours_postgres_x{factor}",
+                    scaled_key(factor),
                     f"ours → Postgres, month x{factor}",
                     python_method("ours_postgres", input=str(path), uri=server.uri, schema="bench_ours"),
                     fresh("bench_ours"),
@@ -250,7 +264,9 @@ def build_cases(
 def machine() -> dict[str, object]:
     """What the numbers were measured on, as the README quotes it."""
     cpu_models = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    mem_total_kb = int(re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)[1])
+    mem_total_kb = int(
+        re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)[1]
+    )
     postgres = subprocess.run(
         [str(server_bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=True
     )
@@ -287,7 +303,7 @@ def chart_bars(targets: list[Target]) -> list[Bar]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--repeats", type=int, help="runs per method (default: 1 smoke, 5 full)")
+    parser.add_argument("--repeats", type=int, help="runs per method (default: 1 smoke, 7 full)")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="output folder")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -318,20 +334,10 @@ def main(argv: list[str] | None = None) -> None:
             server.stop()
         dag_parse = parse_dags(env)
 
-    memory_keys = [f"ours_postgres_x{factor}" for factor in size.memory_factors]
-    targets = evaluate(
-        results,
-        "ours_postgres_x1",
-        "psql_copy",
-        "course_to_sql",
-        "ours_parquet",
-        "plain_parquet",
-        memory_keys,
-        dag_parse,
-    )
+    targets = evaluate(results, size.memory_factors, dag_parse)
     measured_at = datetime.now(timezone.utc).replace(microsecond=0)
     host = machine()
-    course_runs = len(results["course_to_sql"].seconds)
+    course_runs = len(results[COURSE].seconds)
 
     first_rows = f" (first {size.first_rows:,} rows)" if size.first_rows else ""
     print(

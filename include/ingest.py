@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from include import gcs, postgres
 from include.download import download, tlc_file_name, tlc_url
@@ -192,3 +193,29 @@ def export_day_to_gcs(
         gcs.upload(hook, bucket, {object_name: parquet_path})
     log.info("Wrote %d %s trips of %s to gs://%s/%s", rows, taxi, day, bucket, object_name)
     return rows
+
+
+ZONE_LOOKUP_OBJECT = "misc/taxi_zone_lookup.parquet"
+
+
+def publish_zone_lookup(base_url: str, hook: GCSHook, bucket: str) -> str:
+    """Download the TLC's taxi zone lookup and publish it as Parquet; return its ``gs://`` URI.
+
+    The mirror has it at ``{base}/misc/taxi_zone_lookup.csv``, with CamelCase headers that are
+    renamed to the snake_case of ``include.bigquery.ZONE_SCHEMA``.
+    """
+    from include.bigquery import ZONE_SCHEMA
+
+    source_names = ["LocationID", "Borough", "Zone", "service_zone"]
+    with tempfile.TemporaryDirectory(prefix="zones-") as folder:
+        csv_path, parquet_path = (
+            Path(folder) / "taxi_zone_lookup.csv",
+            Path(folder) / "taxi_zone_lookup.parquet",
+        )
+        download(f"{base_url.rstrip('/')}/misc/taxi_zone_lookup.csv", csv_path)
+        types = dict(zip(source_names, ZONE_SCHEMA.types, strict=True))
+        zones = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(column_types=types))
+        zones = zones.select(source_names).rename_columns(ZONE_SCHEMA.names)
+        write_parquet(zones.to_batches(), ZONE_SCHEMA, parquet_path)
+        [uri] = gcs.upload(hook, bucket, {ZONE_LOOKUP_OBJECT: parquet_path})
+    return uri

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 EMULATORS_BIN = REPO / ".venv-emulators" / "bin"
 LOCAL_PROJECT = "local-project"
 LOCAL_BUCKET = "nyc-taxi-local"
+LOCAL_DATASET = "ny_taxi"
 
 
 def wait_for_port(
@@ -175,10 +176,24 @@ class Stack:
         self.tlc_server.start()
         self.gcs_emulator.start()
         self.bigquery_emulator.start()
+        self.create_dataset(LOCAL_DATASET)
         self.env_file.write_text(
             "".join(f"export {key}={shlex.quote(value)}\n" for key, value in self.env().items())
         )
         self.env_file.chmod(0o600)
+
+    def create_dataset(self, dataset: str) -> None:
+        """Create a BigQuery dataset on the stand-in (on GCP an admin does it, see docs/gcp.md)."""
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        client = bigquery.Client(
+            project=LOCAL_PROJECT,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{self.bigquery_port}"),
+        )
+        client.create_dataset(dataset, exists_ok=True)
 
     def down(self) -> None:
         self.bigquery_emulator.stop()

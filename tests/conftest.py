@@ -76,6 +76,25 @@ def gcs_bucket(storage_client) -> str:
 
 
 @pytest.fixture
+def bigquery_client(cloud_stack: Stack):
+    """The official BigQuery client on the stand-in, independent of the code under test."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    endpoint = ClientOptions(api_endpoint=f"http://127.0.0.1:{cloud_stack.bigquery_port}")
+    return bigquery.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials(), client_options=endpoint)
+
+
+@pytest.fixture
+def bq_dataset(cloud_stack: Stack) -> str:
+    """A new, empty BigQuery dataset for one test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    cloud_stack.create_dataset(name)
+    return name
+
+
+@pytest.fixture
 def pg_schema(postgres: PostgresServer) -> Iterator[str]:
     """A fresh warehouse schema for one test, dropped afterwards."""
     import psycopg

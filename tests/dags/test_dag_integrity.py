@@ -12,7 +12,13 @@ import pytest
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
-EXPECTED_DAGS = {"taxi_api_to_postgres", "taxi_api_to_gcs", "taxi_daily_trips_to_gcs", "green_taxi_etl"}
+EXPECTED_DAGS = {
+    "taxi_api_to_postgres",
+    "taxi_api_to_gcs",
+    "taxi_gcs_to_bigquery",
+    "taxi_daily_trips_to_gcs",
+    "green_taxi_etl",
+}
 
 # Imported lazily inside tasks: a DAG file importing them would slow every parse of the folder.
 HEAVY_MODULES = ("pandas", "pyarrow", "psycopg", "google.cloud", "requests", "include.ingest")
@@ -66,3 +72,11 @@ def test_parsing_is_fast_and_does_no_io_or_heavy_imports(dag_file):
     assert probe["seconds"] < 1.0
     heavy = [m for m in probe["modules"] if m.startswith(HEAVY_MODULES)]
     assert heavy == [], f"{dag_file.name} imports {heavy} at parse time"
+
+
+def test_the_bigquery_flow_is_scheduled_on_the_asset_the_gcs_flow_publishes(dag_bag):
+    from include.assets import TAXI_PARQUET
+
+    producer = dag_bag.dags["taxi_api_to_gcs"].get_task("extract_to_parquet")
+    assert TAXI_PARQUET in producer.outlets
+    assert dag_bag.dags["taxi_gcs_to_bigquery"].timetable.asset_condition == TAXI_PARQUET

@@ -1,0 +1,112 @@
+"""
+### NYC taxi trips: Parquet in GCS → BigQuery, with a daily summary
+
+Scheduled on the `nyc_taxi_parquet` asset: every month `taxi_api_to_gcs` writes is loaded here,
+as named by the asset event. A manual run loads the `taxi` and `month` of its params.
+
+1. **load_zone_lookup** publishes the TLC zone lookup to the bucket and loads
+   `{bq_dataset}.taxi_zone_lookup`;
+2. **load_month** (one mapped instance per month) loads `{taxi}/{taxi}_tripdata_{YYYY-MM}.parquet`
+   into a staging table of its own, then replaces that month in `{bq_dataset}.{taxi}_tripdata`
+   (partitioned by pickup day, clustered on pickup and drop-off zone, snake_case columns) in one
+   transaction, and drops the staging table;
+3. **refresh_daily_summary** rebuilds `{bq_dataset}.{taxi}_daily_summary`: trips, revenue and
+   average distance per pickup day and pickup borough.
+
+Uses the connection `google_cloud_default` and the Variables `gcs_bucket`, `bq_dataset`,
+`bq_location`; the dataset must exist (see docs/gcp.md).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from include.assets import TAXI_PARQUET
+from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, monthly_params
+
+GCP_CONN_ID = "google_cloud_default"
+
+
+def _bigquery():
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+    from airflow.sdk import Variable
+
+    from include.bigquery import DEFAULT_DATASET, BigQuery
+
+    location = Variable.get("bq_location", default=None) or None
+    hook = BigQueryHook(gcp_conn_id=GCP_CONN_ID, use_legacy_sql=False, location=location)
+    return BigQuery(hook, Variable.get("bq_dataset", default=DEFAULT_DATASET), location)
+
+
+@dag(
+    schedule=TAXI_PARQUET,
+    start_date=FIRST_MIRROR_MONTH,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=monthly_params(),
+    tags=["nyc-taxi", "bigquery", "gcs"],
+    doc_md=__doc__,
+)
+def taxi_gcs_to_bigquery():
+    @task
+    def months_to_load(params: dict, triggering_asset_events=None) -> list[dict]:
+        from include.months import Month
+        from include.schema import schema_for
+
+        events = triggering_asset_events[TAXI_PARQUET] if triggering_asset_events else []
+        requested = [(event.extra["taxi"], event.extra["month"]) for event in events]
+        if not requested:
+            if not params.get("month"):
+                raise ValueError(
+                    'a manual run needs the \'month\' param, e.g. {"taxi": "yellow", "month": "2021-01"}'
+                )
+            requested = [(params["taxi"], params["month"])]
+        unique = sorted({(schema_for(taxi).colour, str(Month.parse(month))) for taxi, month in requested})
+        return [{"taxi": taxi, "month": month} for taxi, month in unique]
+
+    @task
+    def load_zone_lookup() -> int:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+        from airflow.sdk import Variable
+
+        from include.bigquery import load_zone_lookup
+        from include.download import DEFAULT_TLC_BASE_URL
+        from include.ingest import publish_zone_lookup
+
+        base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
+        uri = publish_zone_lookup(base_url, GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
+        return load_zone_lookup(_bigquery(), uri)
+
+    @task(map_index_template="{{ taxi }} {{ month }}")
+    def load_month(taxi: str, month: str, ti=None) -> dict:
+        import hashlib
+
+        from airflow.sdk import Variable
+
+        from include.bigquery import load_month
+        from include.months import Month
+        from include.schema import schema_for
+
+        uri = f"gs://{Variable.get('gcs_bucket')}/{taxi}/{taxi}_tripdata_{month}.parquet"
+        run_key = hashlib.sha1(f"{ti.run_id}/{ti.map_index}/{ti.try_number}".encode()).hexdigest()[:12]
+        rows = load_month(_bigquery(), schema_for(taxi), Month.parse(month), uri, run_key)
+        return {"taxi": taxi, "month": month, "rows": rows}
+
+    @task
+    def refresh_daily_summary(loaded: list[dict]) -> None:
+        from include.bigquery import refresh_daily_summary
+        from include.schema import schema_for
+
+        bq = _bigquery()
+        for taxi in sorted({month["taxi"] for month in loaded}):
+            refresh_daily_summary(bq, schema_for(taxi))
+
+    months = months_to_load()  # first: a run with nothing to load stops before any work
+    zones = load_zone_lookup()
+    loaded = load_month.expand_kwargs(months)
+    months >> zones
+    [zones, loaded] >> refresh_daily_summary(loaded)
+
+
+taxi_gcs_to_bigquery()
