@@ -1,7 +1,7 @@
 """Print what the flows wrote, read back through the same Airflow connections the DAGs use.
 
-Run after a demo: ``python -m local_stack report``. It works against the local stack and against
-real targets alike, since it only goes through ``postgres_default``.
+Run after a demo: ``python -m local_stack report``. It goes only through ``postgres_default`` and
+``google_cloud_default`` and the Variables, so it reports real targets the same way.
 """
 
 from __future__ import annotations
@@ -9,24 +9,59 @@ from __future__ import annotations
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import Variable
 
-from include.postgres import DEFAULT_SCHEMA, month_row_counts
+from include.postgres import DEFAULT_SCHEMA, SOURCE_MONTH_COLUMN, month_row_counts
 
 
 def postgres_report() -> list[str]:
-    """One line per table and month in the warehouse schema, with its row count."""
+    """One line per table of the warehouse schema: rows per source month, or in all."""
     schema_name = Variable.get("pg_schema", default=DEFAULT_SCHEMA)
     hook = PostgresHook("postgres_default")
     lines = [f"Postgres {hook.get_uri().split('@')[-1]}, schema {schema_name}:"]
     with hook.get_conn() as conn:
         tables = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
-            (schema_name,),
+            "SELECT table_name, bool_or(column_name = %s) FROM information_schema.columns"
+            " WHERE table_schema = %s GROUP BY 1 ORDER BY 1",
+            (SOURCE_MONTH_COLUMN, schema_name),
         ).fetchall()
-        for (table,) in tables:
-            for month, rows in month_row_counts(conn, schema_name, table).items():
-                lines.append(f"  {schema_name}.{table:<24} {month:%Y-%m}  {rows:>9,} rows")
+        for table, by_month in tables:
+            if by_month:
+                for month, rows in month_row_counts(conn, schema_name, table).items():
+                    lines.append(f"  {schema_name}.{table:<24} {month:%Y-%m}  {rows:>9,} rows")
+            else:
+                [(rows,)] = conn.execute(f'SELECT count(*) FROM "{schema_name}"."{table}"').fetchall()
+                lines.append(f"  {schema_name}.{table:<24} {'all':<7}  {rows:>9,} rows")
+    return lines
+
+
+def gcs_report() -> list[str]:
+    """Objects in the bucket; a partitioned dataset's day folders are shown as one ``key=*`` line."""
+    from collections import Counter
+
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    bucket = Variable.get("gcs_bucket")
+    names = GCSHook("google_cloud_default").list(bucket)
+    folders = Counter(name.split("=")[0] + "=*/" if "=" in name else name for name in names)
+    lines = [f"GCS gs://{bucket}: {len(names)} objects"]
+    lines += [
+        f"  gs://{bucket}/{folder}  ({count} file{'s' if count > 1 else ''})"
+        for folder, count in sorted(folders.items())
+    ]
+    return lines
+
+
+def bigquery_report() -> list[str]:
+    """Tables of the BigQuery dataset with their row counts."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    from include.bigquery import DEFAULT_DATASET, BigQuery
+
+    bq = BigQuery(BigQueryHook("google_cloud_default"), Variable.get("bq_dataset", default=DEFAULT_DATASET))
+    lines = [f"BigQuery {bq.project}.{bq.dataset}:"]
+    for table in sorted(t.table_id for t in bq.client.list_tables(bq.dataset)):
+        lines.append(f"  {bq.dataset}.{table:<26} {bq.count(table):>9,} rows")
     return lines
 
 
 def main() -> None:
-    print("\n".join(postgres_report()))
+    print("\n".join([*postgres_report(), "", *gcs_report(), "", *bigquery_report()]))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the flows on this machine for the sample months and print what landed where.
-# Installs what is missing, starts the local stack (Postgres, the TLC server) and runs each DAG
-# once with `airflow dags test`, the same code path a scheduled run takes.
+# Installs what is missing, starts the local stack (Postgres, the TLC server, the GCS and BigQuery
+# stand-ins) and runs each DAG with `airflow dags test`, the code path a scheduled run takes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -23,8 +23,14 @@ run_dag() {
   fi
 }
 
-run_dag taxi_api_to_postgres '{"taxi": "yellow", "month": "2021-01"}'
-run_dag taxi_api_to_postgres '{"taxi": "green", "month": "2020-10"}'
+for sample in '{"taxi": "yellow", "month": "2021-01"}' '{"taxi": "green", "month": "2020-10"}'; do
+  run_dag taxi_api_to_postgres "$sample"
+  run_dag taxi_api_to_gcs "$sample"
+  run_dag taxi_gcs_to_bigquery "$sample"
+done
+run_dag taxi_daily_trips_to_gcs '{"taxi": "yellow", "day": "2021-01-01"}'
+# The course's pipeline, for the month the local mirror has (on the real mirror: the default Q4).
+run_dag green_taxi_etl '{"year": 2020, "months": [10]}'
 
 echo
 python -m local_stack report
