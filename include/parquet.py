@@ -42,7 +42,6 @@ class Partition:
 
     day: date
     path: Path
-    rows: int
 
     def object_name(self, dataset_prefix: str, partition_column: str, file_name: str) -> str:
         """``{prefix}/{column}=YYYY-MM-DD/{file_name}``: the Hive layout BigQuery and Spark read."""
@@ -80,5 +79,5 @@ def write_daily_partitions(
         if path.name != "part-0.parquet":
             raise AssertionError(f"{path.parent.name} was split into several files")
         day = date.fromisoformat(path.parent.name.split("=", 1)[1])
-        partitions.append(Partition(day, path, pq.ParquetFile(path).metadata.num_rows))
+        partitions.append(Partition(day, path))
     return partitions
