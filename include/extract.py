@@ -45,17 +45,24 @@ def check_header(path: Path, schema: TaxiSchema) -> None:
 
 
 def iter_batches(path: Path, schema: TaxiSchema, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
-    """Yield the file's rows as record batches with exactly the schema's columns, types and order."""
+    """Yield the file's rows as record batches with exactly the schema's columns, types and order.
+
+    A value that does not parse as its column's type fails the read with the file name, the
+    column and the row in the message (pyarrow's ``ArrowInvalid`` is a ``ValueError``).
+    """
     check_header(path, schema)
-    yield from pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block_bytes),
-        convert_options=pacsv.ConvertOptions(
-            column_types=schema.arrow_schema,
-            include_columns=schema.source_names,
-            strings_can_be_null=True,
-        ),
-    )
+    try:
+        yield from pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block_bytes),
+            convert_options=pacsv.ConvertOptions(
+                column_types=schema.arrow_schema,
+                include_columns=schema.source_names,
+                strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{path.name}: {error}") from error
 
 
 def read_csv_batches(

@@ -45,3 +45,13 @@ def test_an_extra_column_is_left_out(tmp_path):
     batch = next(iter_batches(path, schema_for("yellow")))
     assert batch.schema == schema_for("yellow").arrow_schema
     assert batch.num_rows == 19
+
+
+def test_an_unparseable_value_fails_naming_the_file_column_and_row(tmp_path):
+    lines = head_lines(YELLOW_2021_01, 20)
+    fields = lines[7].split(",")
+    fields[3] = "two"  # passenger_count
+    lines[7] = ",".join(fields)
+    path = write_csv(tmp_path, "yellow_tripdata_2021-01.csv.gz", lines)
+    with pytest.raises(ValueError, match=r"yellow_tripdata_2021-01.csv.gz: .*column #3.*'two'"):
+        list(iter_batches(path, schema_for("yellow")))
