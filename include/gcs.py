@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from airflow.providers.google.cloud.hooks.gcs import GCSHook
+if TYPE_CHECKING:
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,28 @@ _WRITE_OPTIONS = {
 }
 
 
+# Rows per row group: readers (BigQuery, DuckDB, Spark) scan a row group at a time and prefer them
+# large, while holding one in memory before it is written should cost tens of MB, not hundreds.
+ROW_GROUP_ROWS = 128 << 10
+
+
 def write_parquet(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path) -> int:
-    """Stream batches into one Parquet file, one row group per batch; return the row count."""
+    """Stream batches into one Parquet file in row groups of about ``ROW_GROUP_ROWS`` rows; return the rows.
+
+    The CSV is read in small blocks to keep memory flat, so the batches are gathered into row
+    groups here instead of becoming one small row group each.
+    """
     rows = 0
+    pending: list[pa.RecordBatch] = []
     with pq.ParquetWriter(path, schema, **_WRITE_OPTIONS) as writer:
         for batch in batches:
-            writer.write_batch(batch)
+            pending.append(batch)
             rows += batch.num_rows
+            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending, schema))
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema))
     return rows
 
 

@@ -1,10 +1,13 @@
 """Load TLC record batches into Postgres with COPY, replacing a month atomically.
 
 ``COPY ... FROM STDIN`` is the fastest way into Postgres, an order of magnitude faster than
-row-wise ``INSERT``s (what pandas ``to_sql`` sends). Each month's rows carry the month of the file
-they came from (``source_month``), so a rerun deletes exactly that month, including the stray rows
-whose pickup time lies outside it, and the delete and the COPY share one transaction: readers see
-the old month until the new one is complete, and a failed load leaves the old rows in place.
+row-wise ``INSERT``s (what pandas ``to_sql`` sends). The rows go in COPY's binary format, encoded
+from the Arrow columns with vectorised operations: Postgres stores the values as they come
+instead of parsing text, which takes it about half the time of the same rows as CSV. Each month's
+rows carry the month of the file they came from (``source_month``), so a rerun deletes exactly
+that month, including the stray rows whose pickup time lies outside it, and the delete and the
+COPY share one transaction: readers see the old month until the new one is complete, and a failed
+load leaves the old rows in place.
 
 The functions take a plain psycopg connection (what ``PostgresHook.get_conn()`` returns), so they
 run the same inside an Airflow task and in a test.
@@ -12,17 +15,18 @@ run the same inside an Airflow task and in a test.
 
 from __future__ import annotations
 
-import io
 import re
+import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 from psycopg import sql
 
 from include.months import Month
@@ -102,26 +106,81 @@ def ensure_table(
         cursor.execute(_create_table_sql(schema_name, table, columns, index_column))
 
 
-def _csv_chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, memoryview]]:
-    options = pacsv.WriteOptions(include_header=False)
+# COPY's binary format: a signature, then per row the field count and each field as its length and
+# big-endian value (length -1 for NULL), then a -1 trailer. Times count from 2000-01-01.
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_NULL_FIELD = pa.scalar(struct.pack(">i", -1), pa.binary())
+_POSTGRES_EPOCH_US = 946_684_800_000_000
+_POSTGRES_EPOCH_DAYS = 10_957
+
+
+def _as_binary(values: np.ndarray) -> pa.Array:
+    """Each element's bytes, as laid out in ``values``, as one binary value."""
+    array = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(values.dtype.itemsize), len(values), [None, pa.py_buffer(values)]
+    )
+    return array.cast(pa.binary())
+
+
+def _fixed_width_fields(values: np.ndarray, layout: str) -> pa.Array:
+    """Each value as one field: its byte length, then the value, both big-endian."""
+    fields = np.empty(len(values), dtype=[("length", ">i4"), ("value", layout)])
+    fields["length"] = np.dtype(layout).itemsize
+    fields["value"] = values
+    return _as_binary(fields)
+
+
+def _binary_fields(column: pa.Array) -> pa.Array:
+    """A column as binary COPY fields, for the column types of ``_POSTGRES_TYPES``."""
+    kind = column.type
+    if kind == pa.string():
+        text = column.fill_null("").cast(pa.binary())
+        lengths = pc.binary_length(text).to_numpy().astype(">i4")
+        fields = pc.binary_join_element_wise(_as_binary(lengths), text, b"")
+    elif kind == pa.timestamp("us"):
+        micros = pc.subtract(column.cast(pa.int64()).fill_null(0), _POSTGRES_EPOCH_US)
+        fields = _fixed_width_fields(micros.to_numpy(), ">i8")
+    elif kind == pa.date32():
+        days = pc.subtract(column.cast(pa.int32()).fill_null(0), _POSTGRES_EPOCH_DAYS)
+        fields = _fixed_width_fields(days.to_numpy(), ">i4")
+    elif kind == pa.int64():
+        fields = _fixed_width_fields(column.fill_null(0).to_numpy(), ">i8")
+    elif kind == pa.float64():
+        fields = _fixed_width_fields(column.fill_null(0.0).to_numpy(), ">f8")
+    else:
+        raise TypeError(f"no binary COPY encoding for Arrow type {kind}")
+    return pc.if_else(pc.is_valid(column), fields, _NULL_FIELD) if column.null_count else fields
+
+
+def _binary_chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, memoryview]]:
+    """Each batch as one block of binary COPY rows: a view of one Arrow buffer, not a copy."""
     for batch in batches:
-        buffer = io.BytesIO()
-        pacsv.write_csv(batch, buffer, options)
-        yield batch.num_rows, buffer.getbuffer()
+        field_count = pa.scalar(struct.pack(">h", batch.num_columns), pa.binary())
+        rows = pc.binary_join_element_wise(field_count, *map(_binary_fields, batch.columns), b"")
+        offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
+        start, end = offsets[rows.offset], offsets[rows.offset + len(rows)]
+        yield batch.num_rows, memoryview(rows.buffers()[2])[start:end]
 
 
 def copy_batches(
     cursor: psycopg.Cursor, target: sql.Composable, columns: list[str], batches: Iterable[pa.RecordBatch]
 ) -> int:
-    """Stream record batches into ``target`` with one COPY, as CSV; return the number of rows."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+    """Stream record batches into ``target`` with one binary COPY; return the number of rows.
+
+    The table's column types must be the ones ``_POSTGRES_TYPES`` gives the batches' Arrow types, as
+    in the tables ``ensure_table`` creates: binary COPY does not convert, it rejects a mismatch.
+    """
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     rows = 0
     with cursor.copy(statement) as copy:
-        for count, chunk in _csv_chunks(batches):
+        copy.write(_COPY_SIGNATURE)
+        for count, chunk in _binary_chunks(batches):
             copy.write(chunk)
             rows += count
+        copy.write(_COPY_TRAILER)
     return rows
 
 
