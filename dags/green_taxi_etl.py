@@ -89,24 +89,17 @@ def green_taxi_etl():
 
     @task
     def assert_invariants(staged: list[dict]) -> None:
-        import tempfile
-        from pathlib import Path
-
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
         from include import gcs, green_etl
 
-        with tempfile.TemporaryDirectory() as folder:
-            objects = [month["staging_object"] for month in staged]
-            paths = gcs.download(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects, Path(folder))
+        objects = [month["staging_object"] for month in staged]
+        with gcs.downloaded(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects) as paths:
             green_etl.assert_invariants(paths)
 
     @task
     def load_postgres(staged: list[dict]) -> int:
-        import tempfile
-        from pathlib import Path
-
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
@@ -114,25 +107,22 @@ def green_taxi_etl():
         from include import gcs, green_etl
         from include.postgres import DEFAULT_SCHEMA
 
-        with tempfile.TemporaryDirectory() as folder:
-            objects = [month["staging_object"] for month in staged]
-            paths = gcs.download(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects, Path(folder))
-            with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-                return green_etl.load_postgres(conn, Variable.get("pg_schema", default=DEFAULT_SCHEMA), paths)
+        objects = [month["staging_object"] for month in staged]
+        with (
+            gcs.downloaded(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects) as paths,
+            PostgresHook(POSTGRES_CONN_ID).get_conn() as conn,
+        ):
+            return green_etl.load_postgres(conn, Variable.get("pg_schema", default=DEFAULT_SCHEMA), paths)
 
     @task(map_index_template="{{ staged['month'] }}")
     def write_partitions(staged: dict) -> int:
-        import tempfile
-        from pathlib import Path
-
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
         from include import gcs, green_etl
 
         hook, bucket = GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket")
-        with tempfile.TemporaryDirectory() as folder:
-            [path] = gcs.download(hook, bucket, [staged["staging_object"]], Path(folder))
+        with gcs.downloaded(hook, bucket, [staged["staging_object"]]) as [path]:
             return green_etl.publish_partitions(path, staged["month"], hook, bucket)
 
     @task

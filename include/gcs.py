@@ -9,7 +9,9 @@ never keeps a stale file next to the new one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +68,13 @@ def download(hook: GCSHook, bucket: str, object_names: Iterable[str], folder: Pa
         hook.download(bucket_name=bucket, object_name=name, filename=str(path))
         paths.append(path)
     return paths
+
+
+@contextmanager
+def downloaded(hook: GCSHook, bucket: str, object_names: Iterable[str]) -> Iterator[list[Path]]:
+    """The objects downloaded into a temporary folder, removed when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="gcs-") as folder:
+        yield download(hook, bucket, object_names, Path(folder))
 
 
 def delete_prefix(hook: GCSHook, bucket: str, prefix: str) -> None:

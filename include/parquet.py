@@ -37,15 +37,16 @@ def write_parquet(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Pa
     The CSV is read in small blocks to keep memory flat, so the batches are gathered into row
     groups here instead of becoming one small row group each.
     """
-    rows = 0
+    rows = pending_rows = 0
     pending: list[pa.RecordBatch] = []
     with pq.ParquetWriter(path, schema, **_WRITE_OPTIONS) as writer:
         for batch in batches:
             pending.append(batch)
             rows += batch.num_rows
-            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+            pending_rows += batch.num_rows
+            if pending_rows >= ROW_GROUP_ROWS:
                 writer.write_table(pa.Table.from_batches(pending, schema))
-                pending = []
+                pending, pending_rows = [], 0
         if pending:
             writer.write_table(pa.Table.from_batches(pending, schema))
     return rows
