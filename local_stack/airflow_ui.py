@@ -1,0 +1,187 @@
+"""The Airflow web UI on loopback, against the local stack, with a login set by configuration.
+
+``scripts/ui.sh`` and the browser test (``tests/e2e``) both start it through :class:`AirflowUI`, so
+the test checks what a user runs. Airflow runs as four processes (api-server, scheduler,
+dag-processor, triggerer) rather than ``airflow standalone``: each gets its own log file, its own
+process group to stop, and a readiness check through the api-server's health endpoint, while
+standalone merges their output and only stops on Ctrl-C.
+
+The login is the SimpleAuthManager's: the users come from ``simple_auth_manager_users`` and the
+passwords from a file this module writes, so nothing is generated or printed at start. It is a
+local, loopback-only login (default ``admin``/``admin``), not a way to secure a shared server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from local_stack.stack import REPO
+
+USERNAME = "admin"
+DEFAULT_PASSWORD = "admin"
+# The scheduler parses nothing itself in Airflow 3: the dag-processor does, the triggerer runs
+# deferred tasks. The order is the start order; they are stopped in reverse.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+@dataclass
+class AirflowUI:
+    """The UI's processes, their logs and pid files in ``folder``, the API server on ``port``."""
+
+    folder: Path
+    port: int = 8080
+    password: str = DEFAULT_PASSWORD
+    # The components this process started, to reap when they stop (else their zombies linger).
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.folder / "passwords.json"
+
+    def write_passwords_file(self) -> None:
+        """Give the configured user our password, readable by this user only."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.passwords_file.touch(mode=0o600)
+        self.passwords_file.chmod(0o600)
+        self.passwords_file.write_text(json.dumps({USERNAME: self.password}))
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (Airflow home, connections, variables) plus the settings of the UI processes."""
+        return {
+            **base,
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__WORKERS": "1",
+            # Tasks report to the execution API of our api-server, not the default localhost:8080.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            # Only what you trigger (and backfills) runs: the local mirror has two months, so the
+            # catch-up runs from 2019 on, and the asset-triggered runs, would mostly fail.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        }
+
+    def _pid_file(self, name: str) -> Path:
+        return self.folder / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
+
+    def _pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text())
+            os.killpg(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def is_running(self) -> bool:
+        return any(self._pid(name) is not None for name in COMPONENTS)
+
+    def start(self, base_env: Mapping[str, str], timeout: float = 180.0) -> None:
+        """Migrate the metadata DB, start every component and wait until the UI reports them healthy."""
+        if self.is_running():
+            raise RuntimeError(f"the Airflow UI is already running at {self.url}; stop it first")
+        env = self.env(base_env)
+        self.write_passwords_file()
+        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True)
+        if migrate.returncode != 0:
+            output = migrate.stdout[-3000:] + migrate.stderr[-3000:]
+            raise RuntimeError(f"airflow db migrate failed:\n{output}")
+        try:
+            for name in COMPONENTS:
+                self.processes[name] = self._spawn(name, env)
+            self.wait_until_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, env: Mapping[str, str]) -> subprocess.Popen:
+        # The api-server reads task logs from files in AIRFLOW_HOME on this machine: no log servers.
+        extra = ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
+        with self.log_file(name).open("ab") as log:
+            process = subprocess.Popen(
+                [AIRFLOW, name, *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=dict(env),
+                start_new_session=True,  # its own process group: stop() can end what it leaves behind
+            )
+        self._pid_file(name).write_text(str(process.pid))
+        return process
+
+    def health(self) -> dict[str, str]:
+        """Each component's status as the api-server reports it (empty while it does not answer)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as response:
+                body = json.load(response)
+        except (OSError, ValueError):  # not listening yet, or an error page
+            return {}
+        return {component: str((body.get(component) or {}).get("status")) for component in body}
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        """Block until the metadata DB and every component are healthy; fail early if one exits."""
+        deadline = time.monotonic() + timeout
+        expected = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+        status: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    log = self.log_file(name)
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                    raise RuntimeError(
+                        f"airflow {name} exited with code {process.returncode} ({log}):\n{tail}"
+                    )
+            status = self.health()
+            if all(status.get(component) == "healthy" for component in expected):
+                return
+            time.sleep(1)
+        raise TimeoutError(f"Airflow was not healthy within {timeout:.0f} s: {status}; logs in {self.folder}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop every component and wait for its process group to end, so nothing outlives the UI.
+
+        Works from another process too (``python -m local_stack ui-stop``): the pid files say what
+        to stop.
+        """
+        for name in reversed(COMPONENTS):
+            pid = self._pid(name)
+            if pid is not None:
+                # Only the main process: it stops its own workers, and a scheduler whose executor
+                # workers were killed under it waits for them forever.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in reversed(COMPONENTS):
+            process = self.processes.pop(name, None)
+            while self._pid(name) is not None and time.monotonic() < deadline:
+                if process is not None:
+                    process.poll()  # reap our child, else its zombie keeps the group alive
+                time.sleep(0.2)
+            pid = self._pid(name)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                if process is not None:
+                    process.wait(timeout=10)
+            self._pid_file(name).unlink(missing_ok=True)
