@@ -12,7 +12,8 @@ and stages the month as Parquet in the bucket. Then:
 2. **load_postgres** replaces the whole table `{pg_schema}.green_taxi` with the months, in one
    transaction;
 3. **write_partitions** writes each month to `gs://{bucket}/green_taxi/lpep_pickup_date=YYYY-MM-DD/`,
-   replacing that month's files;
+   replacing that month's files,
+   and its unreadable rows, if any, to `green_taxi_rejects/`;
 4. **summarize** logs rows read, rows after the filter, vendor ids, renames and partitions;
 5. **drop_staging** (a teardown) removes the staged files whatever happened.
 
@@ -119,11 +120,9 @@ def green_taxi_etl():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include import gcs, green_etl
+        from include.green_etl import StagedMonth, publish_month
 
-        hook, bucket = GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket")
-        with gcs.downloaded(hook, bucket, [staged["staging_object"]]) as [path]:
-            return green_etl.publish_partitions(path, staged["month"], hook, bucket)
+        return publish_month(StagedMonth(**staged), GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
 
     @task
     def summarize(staged: list[dict], rows_loaded: int, partitions: list[int]) -> str:

@@ -6,7 +6,8 @@ Each run loads one month of one taxi colour into `ny_taxi.{taxi}_taxi_trips`:
 1. **extract_load** downloads `{taxi}_tripdata_{YYYY-MM}.csv.gz` from the Variable `tlc_base_url`,
    reads it in blocks with the colour's explicit schema, applies the cleaning rules
    (`include/transform.py`) and COPYs the rows into Postgres, replacing that month in one
-   transaction: a rerun never duplicates, a failed load keeps the previous rows.
+   transaction: a rerun never duplicates, a failed load keeps the previous rows. Rows that
+   cannot be read go to `{taxi}_taxi_trips_rejects` with their line and reason.
 2. **check_month** fails the run if the month has no rows or rows without a pickup time, and
    counts the pickups outside the month.
 
@@ -46,11 +47,13 @@ def taxi_api_to_postgres():
 
         from include.download import DEFAULT_TLC_BASE_URL
         from include.ingest import MonthRequest, downloaded_month, load_month_to_postgres
-        from include.postgres import DEFAULT_SCHEMA
+        from include.postgres import DEFAULT_SCHEMA, checked_identifier
 
         # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
         request = MonthRequest.from_run(params, data_interval_start, dag_run.run_after.date())
-        schema_name = Variable.get("pg_schema", default=DEFAULT_SCHEMA)
+        schema_name = checked_identifier(
+            Variable.get("pg_schema", default=DEFAULT_SCHEMA), "Variable pg_schema"
+        )
         base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
         with downloaded_month(base_url, request) as path, PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
             return asdict(load_month_to_postgres(conn, path, request, schema_name))

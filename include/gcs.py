@@ -23,25 +23,30 @@ log = logging.getLogger(__name__)
 PARQUET_MIME_TYPE = "application/vnd.apache.parquet"
 
 
-def upload(hook: GCSHook, bucket: str, uploads: dict[str, Path]) -> list[str]:
+def upload(
+    hook: GCSHook, bucket: str, uploads: dict[str, Path], mime_type: str = PARQUET_MIME_TYPE
+) -> list[str]:
     """Upload each local file to its object name; return the ``gs://`` URIs written."""
     for object_name, path in uploads.items():
-        hook.upload(
-            bucket_name=bucket, object_name=object_name, filename=str(path), mime_type=PARQUET_MIME_TYPE
-        )
+        hook.upload(bucket_name=bucket, object_name=object_name, filename=str(path), mime_type=mime_type)
     log.info("Uploaded %d object(s) to gs://%s", len(uploads), bucket)
     return [f"gs://{bucket}/{name}" for name in uploads]
 
 
 def replace_objects(
-    hook: GCSHook, bucket: str, prefix: str, file_name: str, uploads: dict[str, Path]
+    hook: GCSHook,
+    bucket: str,
+    prefix: str,
+    file_name: str,
+    uploads: dict[str, Path],
+    mime_type: str = PARQUET_MIME_TYPE,
 ) -> list[str]:
     """Upload ``uploads``, then delete the other objects under ``prefix`` named ``file_name``.
 
     ``file_name`` identifies what one source owns inside a shared dataset (e.g. every day's
     ``yellow_tripdata_2021-01.parquet``), so replacing one month never touches another's files.
     """
-    written = upload(hook, bucket, uploads)
+    written = upload(hook, bucket, uploads, mime_type)
     stale = [name for name in owned_objects(hook, bucket, prefix, file_name) if name not in uploads]
     delete(hook, bucket, stale)
     return written

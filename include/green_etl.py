@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include import gcs, postgres
-from include.extract import iter_batches
+from include.extract import Rejects, iter_batches
 from include.months import Month
 from include.parquet import write_daily_partitions, write_parquet
 from include.schema import SNAKE_CASE_RENAMES, schema_for, to_snake_case
@@ -37,6 +37,7 @@ GREEN = schema_for("green")
 PICKUP_DATE = "lpep_pickup_date"
 TABLE = "green_taxi"
 DATASET_PREFIX = "green_taxi"
+REJECTS_PREFIX = "green_taxi_rejects"
 # The TLC's vendor codes: 1 = Creative Mobile Technologies, 2 = VeriFone (the values in this data).
 ALLOWED_VENDOR_IDS = (1, 2)
 
@@ -47,9 +48,11 @@ class DataQualityError(ValueError):
     """Transformed data broke an invariant; the message names each column and its offending rows."""
 
 
-def transform(batches: Iterable[pa.RecordBatch], report: CleaningReport) -> Iterator[pa.RecordBatch]:
+def transform(
+    batches: Iterable[pa.RecordBatch], report: CleaningReport, month: Month | None = None
+) -> Iterator[pa.RecordBatch]:
     """Keep trips with passengers and distance, add the pickup date, rename to snake_case."""
-    for batch in clean(batches, GREEN, GREEN_ETL_RULES, report):
+    for batch in clean(batches, GREEN, GREEN_ETL_RULES, report, month):
         yield to_snake_case(add_pickup_date(batch, GREEN.pickup_column, PICKUP_DATE))
 
 
@@ -63,11 +66,17 @@ class StagedMonth:
     rows_kept: int
     dropped_by_rule: dict[str, int]
     source_vendor_ids: list[int | None]
+    rows_rejected: int
+    rejects_object: str | None
 
 
 def stage_month(path: Path, month: Month, hook: GCSHook, bucket: str, staging_prefix: str) -> StagedMonth:
-    """Transform a downloaded month into a staging Parquet object in ``staging_prefix``."""
-    report = CleaningReport()
+    """Transform a downloaded month into a staging Parquet object in ``staging_prefix``.
+
+    Unreadable rows are staged next to it as CSV, published with the partitions once the
+    invariants hold.
+    """
+    report, rejects = CleaningReport(), Rejects(path.name)
     vendor_ids: set[int | None] = set()
 
     def observed(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -77,9 +86,17 @@ def stage_month(path: Path, month: Month, hook: GCSHook, bucket: str, staging_pr
 
     with tempfile.TemporaryDirectory(prefix="green-") as folder:
         local = Path(folder) / f"green_tripdata_{month}.parquet"
-        write_parquet(transform(observed(iter_batches(path, GREEN)), report), OUTPUT_SCHEMA, local)
+        batches = iter_batches(path, GREEN, rejects)
+        write_parquet(transform(observed(batches), report, month), OUTPUT_SCHEMA, local)
         staging_object = f"{staging_prefix}/{local.name}"
         gcs.upload(hook, bucket, {staging_object: local})
+        rejects_object = None
+        if rejects.rows:
+            rejects_file = Path(folder) / f"green_tripdata_{month}.csv"
+            rejects.write_csv(rejects_file)
+            rejects_object = f"{staging_prefix}/rejects/{rejects_file.name}"
+            gcs.upload(hook, bucket, {rejects_object: rejects_file}, "text/csv")
+            log.warning("%s", rejects.describe())
     log.info("green %s: %s", month, report.describe())
     return StagedMonth(
         str(month),
@@ -88,6 +105,8 @@ def stage_month(path: Path, month: Month, hook: GCSHook, bucket: str, staging_pr
         report.rows_kept,
         dict(report.dropped),
         sorted(vendor_ids, key=lambda v: (v is None, v)),
+        len(rejects.rows),
+        rejects_object,
     )
 
 
@@ -141,13 +160,21 @@ def load_postgres(conn: psycopg.Connection, schema_name: str, paths: Iterable[Pa
     return rows
 
 
-def publish_partitions(path: Path, month: str, hook: GCSHook, bucket: str) -> int:
-    """Write one staged month to ``green_taxi/lpep_pickup_date=YYYY-MM-DD/``, replacing its files."""
-    file_name = f"green_tripdata_{month}.parquet"
-    with tempfile.TemporaryDirectory(prefix="green-days-") as folder:
-        partitions = write_daily_partitions(path, None, PICKUP_DATE, Path(folder))
+def publish_month(staged: StagedMonth, hook: GCSHook, bucket: str) -> int:
+    """Write one staged month to ``green_taxi/lpep_pickup_date=YYYY-MM-DD/``, replacing its files.
+
+    The month's unreadable rows, if any, replace ``green_taxi_rejects/green_tripdata_{month}.csv``.
+    Returns the number of date partitions written.
+    """
+    file_name = f"green_tripdata_{staged.month}.parquet"
+    rejects_name = f"green_tripdata_{staged.month}.csv"
+    staged_objects = [staged.staging_object, *([staged.rejects_object] if staged.rejects_object else [])]
+    with gcs.downloaded(hook, bucket, staged_objects) as [path, *rejects_file]:
+        partitions = write_daily_partitions(path, None, PICKUP_DATE, path.parent / "days")
         uploads = {p.object_name(DATASET_PREFIX, PICKUP_DATE, file_name): p.path for p in partitions}
         gcs.replace_objects(hook, bucket, DATASET_PREFIX, file_name, uploads)
+        kept = {f"{REJECTS_PREFIX}/{rejects_name}": rejects_file[0]} if rejects_file else {}
+        gcs.replace_objects(hook, bucket, REJECTS_PREFIX, rejects_name, kept, "text/csv")
     return len(partitions)
 
 
@@ -162,6 +189,7 @@ def summary(staged: list[StagedMonth], rows_loaded: int, partitions: list[int]) 
             f"months: {', '.join(month.month for month in staged)}",
             f"rows read: {sum(month.rows_read for month in staged)}",
             f"rows after the filter: {sum(month.rows_kept for month in staged)}",
+            f"unreadable rows set aside: {sum(month.rows_rejected for month in staged)}",
             f"rows in Postgres {TABLE}: {rows_loaded}",
             f"vendor ids in the source: {vendor_ids}",
             f"columns renamed: {renames}",

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 
 from include import gcs, postgres
 from include.download import download, tlc_file_name, tlc_url
-from include.extract import iter_batches, read_csv_batches
+from include.extract import Rejects, iter_batches, read_csv_batches
 from include.months import Month, resolve_month, validate_month
 from include.parquet import write_daily_partitions, write_parquet
 from include.schema import TaxiSchema, schema_for
@@ -53,11 +53,14 @@ class MonthRequest:
 
 
 @contextmanager
-def downloaded_month(base_url: str, request: MonthRequest) -> Iterator[Path]:
-    """Download the month's file into a temporary directory that is removed afterwards."""
+def downloaded_month(base_url: str, request: MonthRequest, **download_options: float) -> Iterator[Path]:
+    """Download the month's file into a temporary directory that is removed afterwards.
+
+    ``download_options`` go to ``include.download.download`` (timeouts, retries, backoff).
+    """
     with tempfile.TemporaryDirectory(prefix="tlc-") as folder:
         path = Path(folder) / tlc_file_name(request.taxi, request.month)
-        download(tlc_url(base_url, request.taxi, request.month), path)
+        download(tlc_url(base_url, request.taxi, request.month), path, **download_options)
         yield path
 
 
@@ -72,20 +75,38 @@ class LoadResult:
     rows_read: int
     rows_loaded: int
     dropped_by_rule: dict[str, int]
+    rows_rejected: int
+    outside_month: int
 
 
 def load_month_to_postgres(
     conn: psycopg.Connection, path: Path, request: MonthRequest, schema_name: str
 ) -> LoadResult:
-    """Stream a month's file through the cleaning rules into its table, replacing the month."""
+    """Stream a month's file through the cleaning rules into its table, replacing the month.
+
+    Unreadable rows go to the table's rejects table (``{table}_rejects``) with their line and
+    reason, replaced in the same transaction as the month's rows.
+    """
     table = postgres.monthly_table_name(request.taxi)
-    report = CleaningReport()
-    batches = clean(iter_batches(path, request.schema), request.schema, MONTHLY_RULES, report)
-    rows = postgres.replace_month(conn, schema_name, table, request.schema, request.month, batches)
+    report, rejects = CleaningReport(), Rejects(path.name)
+    batches = clean(
+        iter_batches(path, request.schema, rejects), request.schema, MONTHLY_RULES, report, request.month
+    )
+    rows = postgres.replace_month(conn, schema_name, table, request.schema, request.month, batches, rejects)
     log.info("%s: %s", path.name, report.describe())
+    if rejects.rows:
+        log.warning("%s; see %s.%s", rejects.describe(), schema_name, postgres.rejects_table_name(table))
     log.info("Loaded %d rows of %s into %s.%s", rows, request.month, schema_name, table)
     return LoadResult(
-        request.taxi, str(request.month), schema_name, table, report.rows_read, rows, dict(report.dropped)
+        request.taxi,
+        str(request.month),
+        schema_name,
+        table,
+        report.rows_read,
+        rows,
+        dict(report.dropped),
+        len(rejects.rows),
+        report.outside_month,
     )
 
 
@@ -123,6 +144,13 @@ class ParquetExport:
     rows: int
     partitions: int
     dropped_by_rule: dict[str, int]
+    rows_rejected: int
+    outside_month: int
+
+
+def rejects_object_name(taxi: str, file_name: str) -> str:
+    """``{taxi}_rejects/{file}``: where the unreadable rows of one source file are kept, as CSV."""
+    return f"{taxi}_rejects/{file_name}"
 
 
 def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket: str) -> ParquetExport:
@@ -131,15 +159,17 @@ def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket
     Layout: ``{taxi}/{taxi}_tripdata_{YYYY-MM}.parquet`` and
     ``{taxi}_trips/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM}.parquet``. A day's partition
     holds one file per source month, so a stray pickup from another month's file never makes one
-    month's rerun overwrite another month's rows.
+    month's rerun overwrite another month's rows. Unreadable rows, if any, are kept in
+    ``{taxi}_rejects/{taxi}_tripdata_{YYYY-MM}.csv``. Everything is written locally first, so a
+    failure while reading uploads nothing.
     """
     schema = request.schema
     file_name = f"{request.taxi}_tripdata_{request.month}.parquet"
     dataset_prefix = f"{request.taxi}_trips"
-    report = CleaningReport()
+    report, rejects = CleaningReport(), Rejects(path.name)
     with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
         month_file = Path(folder) / file_name
-        batches = clean(iter_batches(path, schema), schema, MONTHLY_RULES, report)
+        batches = clean(iter_batches(path, schema, rejects), schema, MONTHLY_RULES, report, request.month)
         rows = write_parquet(batches, schema.arrow_schema, month_file)
         partitions = write_daily_partitions(
             month_file, schema.pickup_column, "pickup_date", Path(folder) / "days"
@@ -148,7 +178,13 @@ def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket
         gcs.upload(hook, bucket, {month_object: month_file})
         daily = {p.object_name(dataset_prefix, "pickup_date", file_name): p.path for p in partitions}
         gcs.replace_objects(hook, bucket, dataset_prefix, file_name, daily)
+        rejects_file = Path(folder) / f"{request.taxi}_tripdata_{request.month}.csv"
+        rejects.write_csv(rejects_file)
+        kept = {rejects_object_name(request.taxi, rejects_file.name): rejects_file} if rejects.rows else {}
+        gcs.replace_objects(hook, bucket, f"{request.taxi}_rejects", rejects_file.name, kept, "text/csv")
     log.info("%s: %s", path.name, report.describe())
+    if rejects.rows:
+        log.warning("%s; see gs://%s/%s", rejects.describe(), bucket, *kept)
     log.info(
         "Wrote %d rows to gs://%s/%s and %d daily partitions", rows, bucket, month_object, len(partitions)
     )
@@ -161,6 +197,8 @@ def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket
         rows,
         len(partitions),
         dict(report.dropped),
+        len(rejects.rows),
+        report.outside_month,
     )
 
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from include.extract import Rejects
 from include.months import Month
 from include.schema import TaxiSchema
 
@@ -101,9 +102,15 @@ def _locked_transaction(conn: psycopg.Connection, lock_name: str) -> Iterator[ps
 def ensure_table(
     conn: psycopg.Connection, schema_name: str, table: str, columns: pa.Schema, index_column: str
 ) -> None:
-    """Create the schema, and the table with ``columns`` and an index on ``index_column``, if missing."""
+    """Create the schema, and the table with ``columns`` and an index on ``index_column``, if missing.
+
+    An existing table is left alone: even ``CREATE INDEX IF NOT EXISTS`` waits for a lock that
+    conflicts with writes, so it would make a load of one month wait for another month's load.
+    """
     with _locked_transaction(conn, f"ddl:{schema_name}.{table}") as cursor:
-        cursor.execute(_create_table_sql(schema_name, table, columns, index_column))
+        cursor.execute("SELECT to_regclass(%s)", (sql.Identifier(schema_name, table).as_string(conn),))
+        if cursor.fetchone()[0] is None:
+            cursor.execute(_create_table_sql(schema_name, table, columns, index_column))
 
 
 # COPY's binary format: a signature, then per row the field count and each field as its length and
@@ -191,6 +198,36 @@ def _with_source_month(batches: Iterable[pa.RecordBatch], month: Month) -> Itera
         )
 
 
+REJECTS_COLUMNS = pa.schema(
+    [
+        pa.field(SOURCE_MONTH_COLUMN, pa.date32(), False),
+        pa.field("source_file", pa.string()),
+        pa.field("line_number", pa.int64()),
+        pa.field("reason", pa.string()),
+        pa.field("row_text", pa.string()),
+    ]
+)
+
+
+def rejects_table_name(table: str) -> str:
+    """Where the unreadable rows of ``table``'s source files are kept, e.g. ``green_taxi_trips_rejects``."""
+    return f"{table}_rejects"
+
+
+def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]:
+    rows = sorted(rejects.rows, key=lambda row: row.line)
+    yield pa.RecordBatch.from_pydict(
+        {
+            SOURCE_MONTH_COLUMN: [month.first_day] * len(rows),
+            "source_file": [rejects.file_name] * len(rows),
+            "line_number": [row.line for row in rows],
+            "reason": [row.reason for row in rows],
+            "row_text": [row.text for row in rows],
+        },
+        schema=REJECTS_COLUMNS,
+    )
+
+
 def replace_month(
     conn: psycopg.Connection,
     schema_name: str,
@@ -198,21 +235,33 @@ def replace_month(
     taxi_schema: TaxiSchema,
     month: Month,
     batches: Iterable[pa.RecordBatch],
+    rejects: Rejects | None = None,
 ) -> int:
     """Replace the rows of ``month`` in the table with ``batches`` in one transaction.
 
-    The batches must have the taxi schema's source columns in order. The advisory lock makes two
-    concurrent loads of the same month run one after the other, so the result is one copy.
+    The batches must have the taxi schema's source columns in order. With ``rejects`` (filled
+    while ``batches`` is read), the month's rows in the rejects table are replaced in the same
+    transaction. The advisory lock makes two concurrent loads of the same month run one after
+    the other, so the result is one copy.
     """
     columns = taxi_schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), False))
     ensure_table(conn, schema_name, table, columns, SOURCE_MONTH_COLUMN)
-    target = _table(schema_name, table)
+    tables = [(_table(schema_name, table), columns.names, _with_source_month(batches, month))]
+    if rejects is not None:
+        rejects_table = rejects_table_name(table)
+        ensure_table(conn, schema_name, rejects_table, REJECTS_COLUMNS, SOURCE_MONTH_COLUMN)
+        # A generator: read after the month's rows, once ``rejects`` is complete.
+        rejected = _rejects_batches(rejects, month)
+        tables.append((_table(schema_name, rejects_table), REJECTS_COLUMNS.names, rejected))
     with _locked_transaction(conn, f"month:{schema_name}.{table}:{month}") as cursor:
-        cursor.execute(
-            sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(SOURCE_MONTH_COLUMN)),
-            (month.first_day,),
-        )
-        return copy_batches(cursor, target, columns.names, _with_source_month(batches, month))
+        counts = []
+        for target, names, rows in tables:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(SOURCE_MONTH_COLUMN)),
+                (month.first_day,),
+            )
+            counts.append(copy_batches(cursor, target, names, rows))
+        return counts[0]
 
 
 def replace_table(

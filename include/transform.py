@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.months import Month
 from include.schema import TaxiSchema
 
 
@@ -67,10 +68,15 @@ class CleaningReport:
     rows_read: int = 0
     rows_kept: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    # Kept rows whose pickup lies outside the file's month: reported, not dropped (see MonthCheck).
+    outside_month: int = 0
 
     def describe(self) -> str:
         by_rule = ", ".join(f"{name}: {count}" for name, count in self.dropped.items()) or "none"
-        return f"read {self.rows_read} rows, kept {self.rows_kept}, dropped by rule: {by_rule}"
+        return (
+            f"read {self.rows_read} rows, kept {self.rows_kept}, dropped by rule: {by_rule}; "
+            f"{self.outside_month} kept rows have a pickup outside the month"
+        )
 
 
 def apply_rules(
@@ -94,11 +100,20 @@ def clean(
     schema: TaxiSchema,
     rules: Iterable[CleaningRule],
     report: CleaningReport,
+    month: Month | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Apply ``rules`` to a stream of batches lazily, filling ``report`` as the stream is consumed."""
+    """Apply ``rules`` to a stream of batches lazily, filling ``report`` as the stream is consumed.
+
+    With ``month`` (the file's month), kept rows with a pickup outside it are counted too.
+    """
     rules = tuple(rules)
     for batch in batches:
-        yield apply_rules(batch, schema, rules, report)
+        kept = apply_rules(batch, schema, rules, report)
+        if month is not None:
+            pickup = kept.column(schema.pickup_column)
+            outside = pc.or_(pc.less(pickup, month.start), pc.greater_equal(pickup, month.end))
+            report.outside_month += pc.sum(outside).as_py() or 0
+        yield kept
 
 
 def add_pickup_date(batch: pa.RecordBatch, pickup_column: str, date_column: str) -> pa.RecordBatch:

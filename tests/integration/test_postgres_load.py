@@ -91,7 +91,7 @@ def test_check_counts_pickups_outside_the_month(pg_conn, pg_schema):
 
 def test_verify_fails_on_a_month_that_was_not_loaded(pg_conn, pg_schema):
     _load(pg_conn, pg_schema)
-    missing = LoadResult("yellow", "2021-02", pg_schema, "yellow_taxi_trips", 0, 0, {})
+    missing = LoadResult("yellow", "2021-02", pg_schema, "yellow_taxi_trips", 0, 0, {}, 0, 0)
     with pytest.raises(ValueError, match="month 2021-02 has no rows"):
         verify_loaded_month(pg_conn, missing)
 

@@ -1,7 +1,10 @@
+import gzip
+
+import pandas as pd
 import pyarrow as pa
 import pytest
 
-from include.extract import iter_batches
+from include.extract import Rejects, iter_batches
 from include.schema import schema_for
 from tests.samples import GREEN_2020_10, YELLOW_2021_01, head_lines, read_with_pandas, write_csv
 
@@ -55,3 +58,72 @@ def test_an_unparseable_value_fails_naming_the_file_column_and_row(tmp_path):
     path = write_csv(tmp_path, "yellow_tripdata_2021-01.csv.gz", lines)
     with pytest.raises(ValueError, match=r"yellow_tripdata_2021-01.csv.gz: .*column #3.*'two'"):
         list(iter_batches(path, schema_for("yellow")))
+
+
+def _green_lines_with(tmp_path, changes: dict[int, tuple[int, str]], count: int = 200):
+    """A slice of green 2020-10 with field ``i`` of line ``n`` (header = line 1) set to a value."""
+    lines = head_lines(GREEN_2020_10, count)
+    for line_number, (field, value) in changes.items():
+        fields = lines[line_number - 1].split(",")
+        fields[field] = value
+        lines[line_number - 1] = ",".join(fields)
+    return write_csv(tmp_path, "green_tripdata_2020-10.csv.gz", lines)
+
+
+def test_unreadable_rows_are_set_aside_with_their_line_and_reason(tmp_path):
+    path = _green_lines_with(tmp_path, {8: (7, "two"), 150: (1, "2020-10-3x 10:00:00")}, count=5001)
+    rejects = Rejects(path.name, max_fraction=0.5)
+    table = pa.Table.from_batches(
+        list(iter_batches(path, schema_for("green"), rejects, block_bytes=16 << 10))
+    )
+    assert table.num_rows == 5000 - 2
+    assert [(row.line, row.reason) for row in rejects.rows] == [
+        (8, "passenger_count: 'two' is not a valid int64"),
+        (150, "lpep_pickup_datetime: '2020-10-3x 10:00:00' is not a valid timestamp[us]"),
+    ]
+    assert rejects.rows[0].text.split(",")[7] == "two"
+
+
+def test_rows_with_the_wrong_number_of_fields_are_set_aside_by_line(tmp_path):
+    lines = head_lines(GREEN_2020_10, 400)
+    lines[299] = ",".join(lines[299].split(",")[:5]) + "\n"  # line 300
+    path = write_csv(tmp_path, "green_tripdata_2020-10.csv.gz", lines)
+    rejects = Rejects(path.name)
+    rows = sum(batch.num_rows for batch in iter_batches(path, schema_for("green"), rejects))
+    assert rows == 398
+    assert [(row.line, row.reason) for row in rejects.rows] == [(300, "expected 20 fields, found 5")]
+
+
+def test_too_many_unreadable_rows_fail_naming_the_file_and_first_line(tmp_path):
+    path = _green_lines_with(tmp_path, dict.fromkeys(range(10, 20), (7, "x")), count=101)
+    with pytest.raises(
+        ValueError, match=r"green_tripdata_2020-10.csv.gz: 10 of 100 rows could not be read.*line 10"
+    ):
+        list(iter_batches(path, schema_for("green"), Rejects(path.name)))
+
+
+def test_the_rejects_file_lists_each_row_once_in_line_order(tmp_path):
+    path = _green_lines_with(tmp_path, {40: (8, "far"), 12: (7, "?")}, count=300)
+    rejects = Rejects(path.name)
+    list(iter_batches(path, schema_for("green"), rejects))
+    rejects.write_csv(tmp_path / "rejects.csv")
+    written = pd.read_csv(tmp_path / "rejects.csv")
+    assert written.line.tolist() == [12, 40]
+    assert written.reason.str.startswith(("passenger_count", "trip_distance")).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"is empty \(0 bytes\)"),
+        (b"<html><body>Not here</body></html>", r"is not gzip-compressed: .*an HTML page"),
+        (GREEN_2020_10.read_bytes()[:50_000], r"is truncated or corrupt"),
+        (gzip.compress(b""), r"has no header line"),
+    ],
+    ids=["empty", "html", "truncated", "no header"],
+)
+def test_a_file_that_is_not_a_tlc_csv_fails_naming_it(tmp_path, content, message):
+    path = tmp_path / "green_tripdata_2020-10.csv.gz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"green_tripdata_2020-10.csv.gz {message}"):
+        list(iter_batches(path, schema_for("green"), Rejects(path.name)))
