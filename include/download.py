@@ -56,7 +56,7 @@ def download(
             if attempt == retries:
                 raise
             wait = backoff_seconds * 2**attempt
-            log.warning("%s; retry %d of %d in %.0f s", error, attempt + 1, retries, wait)
+            log.warning("%s; retry %d of %d in %.1f s", error, attempt + 1, retries, wait)
             time.sleep(wait)
     raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -81,13 +81,18 @@ def resolve_month(month_param: str | None, data_interval_start: datetime | None)
 
 
 def validate_month(month: Month, today: date) -> Month:
-    """Reject months the TLC cannot have published: before 2009-01 or not yet over on ``today``."""
-    if month.first_day < FIRST_TLC_MONTH:
-        raise ValueError(f"month {month} is before the first TLC month {Month.of(FIRST_TLC_MONTH)}")
-    if month.next.first_day > today:
+    """Reject months the TLC cannot have published: before 2009-01 or not yet over on ``today``.
+
+    The message states the range that can be loaded, so a wrong param is fixed in one try.
+    """
+    first, latest = Month.of(FIRST_TLC_MONTH), Month.of(today).previous
+    if month < first:
         raise ValueError(
-            f"month {month} is not over yet on {today.isoformat()}; "
-            f"the latest month that can be loaded is {Month.of(today).previous}"
+            f"month {month} is before the first TLC month; choose a month from {first} to {latest}"
+        )
+    if month > latest:
+        raise ValueError(
+            f"month {month} is not over yet on {today.isoformat()}; choose a month from {first} to {latest}"
         )
     return month
 

@@ -41,7 +41,11 @@ def test_a_run_without_interval_or_param_fails_naming_the_param():
 
 def test_validate_rejects_months_not_over_yet_and_before_the_tlc():
     assert validate_month(Month(2021, 1), date(2021, 2, 1)) == Month(2021, 1)
-    with pytest.raises(ValueError, match=r"not over yet.*latest month that can be loaded is 2021-01"):
+    with pytest.raises(
+        ValueError, match=r"not over yet on 2021-02-20; choose a month from 2009-01 to 2021-01"
+    ):
         validate_month(Month(2021, 2), date(2021, 2, 20))
-    with pytest.raises(ValueError, match="before the first TLC month 2009-01"):
+    with pytest.raises(
+        ValueError, match="before the first TLC month; choose a month from 2009-01 to 2020-12"
+    ):
         validate_month(Month(2008, 12), date(2021, 1, 1))
