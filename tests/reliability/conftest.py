@@ -1,0 +1,52 @@
+"""What the reliability tests share: a misbehaving mirror, and snapshots of every destination.
+
+Each test takes a snapshot of the destination after one good run, provokes a fault, and compares:
+a failure must leave the snapshot exactly as it was, a recovered fault exactly as one good run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from include.ingest import MonthRequest
+from include.months import Month
+from local_stack.tlc_server import SAMPLES
+from tests.reliability.fault_server import FaultyMirror, faulty_mirror
+
+OCTOBER = MonthRequest("green", Month(2020, 10))
+OCTOBER_PATH = "/green/green_tripdata_2020-10.csv.gz"
+GREEN_TABLE = "green_taxi_trips"
+
+
+@pytest.fixture
+def mirror() -> Iterator[FaultyMirror]:
+    """The real sample files, served by a server that misbehaves when told to."""
+    with faulty_mirror(SAMPLES) as server:
+        yield server
+
+
+def table_state(conn: psycopg.Connection, schema_name: str, table: str) -> tuple[int, str] | None:
+    """Row count and a digest of every row of a table (None if it does not exist)."""
+    if conn.execute("SELECT to_regclass(%s)", (f"{schema_name}.{table}",)).fetchone()[0] is None:
+        return None
+    query = (
+        "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+        f" FROM {schema_name}.{table} t"
+    )
+    return conn.execute(query).fetchone()
+
+
+def bucket_state(storage_client, bucket: str) -> dict[str, str]:
+    """Every object of a bucket with its MD5: what a reader of the bucket would see."""
+    return {blob.name: blob.md5_hash for blob in storage_client.list_blobs(bucket)}
+
+
+@pytest.fixture
+def gcs_hook(cloud_stack):
+    """The hook the DAGs use, on the GCS stand-in (``cloud_stack`` sets the connection)."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    return GCSHook("google_cloud_default")
