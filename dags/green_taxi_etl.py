@@ -14,7 +14,8 @@ and stages the month as Parquet in the bucket. Then:
 3. **write_partitions** writes each month to `gs://{bucket}/green_taxi/lpep_pickup_date=YYYY-MM-DD/`,
    replacing that month's files,
    and its unreadable rows, if any, to `green_taxi_rejects/`;
-4. **summarize** logs rows read, rows after the filter, vendor ids, renames and partitions;
+4. **summarize** logs rows read, rows after the filter, vendor ids, renames and partitions, and
+   charts the trips per pickup day (PNG) into the Variable `chart_dir` and `green_taxi_reports/`;
 5. **drop_staging** (a teardown) removes the staged files whatever happened.
 
 Runs daily at 05:00 UTC; every run reloads the configured months, so reruns change nothing.
@@ -126,9 +127,27 @@ def green_taxi_etl():
 
     @task
     def summarize(staged: list[dict], rows_loaded: int, partitions: list[int]) -> str:
-        from include.green_etl import StagedMonth, summary
+        from pathlib import Path
 
-        text = summary([StagedMonth(**month) for month in staged], rows_loaded, list(partitions))
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk import Variable
+
+        from include.chart import DEFAULT_CHART_DIR
+        from include.green_etl import StagedMonth, publish_chart, summary
+        from include.postgres import DEFAULT_SCHEMA
+
+        months = [StagedMonth(**month) for month in staged]
+        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
+            chart, uri = publish_chart(
+                conn,
+                Variable.get("pg_schema", default=DEFAULT_SCHEMA),
+                [month.month for month in months],
+                Path(Variable.get("chart_dir", default=DEFAULT_CHART_DIR)),
+                GCSHook(GCP_CONN_ID),
+                Variable.get("gcs_bucket"),
+            )
+        text = f"{summary(months, rows_loaded, list(partitions))}\ntrips per day chart: {chart} and {uri}"
         print(text)
         return text
 

@@ -8,8 +8,9 @@ Each run loads one month of one taxi colour into `ny_taxi.{taxi}_taxi_trips`:
    (`include/transform.py`) and COPYs the rows into Postgres, replacing that month in one
    transaction: a rerun never duplicates, a failed load keeps the previous rows. Rows that
    cannot be read go to `{taxi}_taxi_trips_rejects` with their line and reason.
-2. **check_month** fails the run if the month has no rows or rows without a pickup time, and
-   counts the pickups outside the month.
+2. **check_month** charts the month's trips per pickup day (a PNG in the Variable `chart_dir`),
+   then fails the run if the month has no rows or rows without a pickup time, and counts the
+   pickups outside the month.
 
 The month is the run's data interval (scheduled runs and backfills) or the `month` param.
 Backfill Q4 2020: `airflow backfill create --dag-id taxi_api_to_postgres
@@ -60,12 +61,19 @@ def taxi_api_to_postgres():
 
     @task
     def check_month(loaded: dict) -> None:
+        from pathlib import Path
+
         from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk import Variable
 
-        from include.ingest import LoadResult, verify_loaded_month
+        from include.chart import DEFAULT_CHART_DIR
+        from include.ingest import LoadResult, verify_loaded_month, write_month_chart
 
+        result = LoadResult(**loaded)
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            verify_loaded_month(conn, LoadResult(**loaded))
+            # The chart first: when the check fails, it shows what was loaded.
+            write_month_chart(conn, result, Path(Variable.get("chart_dir", default=DEFAULT_CHART_DIR)))
+            verify_loaded_month(conn, result)
 
     check_month(extract_load())
 

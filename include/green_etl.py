@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include import gcs, postgres
+from include.chart import write_trips_per_day_chart
 from include.extract import Rejects, iter_batches
 from include.months import Month
 from include.parquet import write_daily_partitions, write_parquet
@@ -38,6 +39,7 @@ PICKUP_DATE = "lpep_pickup_date"
 TABLE = "green_taxi"
 DATASET_PREFIX = "green_taxi"
 REJECTS_PREFIX = "green_taxi_rejects"
+REPORTS_PREFIX = "green_taxi_reports"
 # The TLC's vendor codes: 1 = Creative Mobile Technologies, 2 = VeriFone (the values in this data).
 ALLOWED_VENDOR_IDS = (1, 2)
 
@@ -176,6 +178,29 @@ def publish_month(staged: StagedMonth, hook: GCSHook, bucket: str) -> int:
         kept = {f"{REJECTS_PREFIX}/{rejects_name}": rejects_file[0]} if rejects_file else {}
         gcs.replace_objects(hook, bucket, REJECTS_PREFIX, rejects_name, kept, "text/csv")
     return len(partitions)
+
+
+def publish_chart(
+    conn: psycopg.Connection, schema_name: str, months: list[str], chart_dir: Path, hook: GCSHook, bucket: str
+) -> tuple[Path, str]:
+    """Chart the loaded table's trips per pickup day into ``chart_dir`` and the bucket.
+
+    The PNG goes to ``green_taxi_reports/``, beside the dataset rather than inside it, so readers
+    of ``green_taxi/`` only ever find Parquet. Returns the local path and the ``gs://`` URI.
+    """
+    first, last = Month.parse(months[0]), Month.parse(months[-1])
+    name = f"green_taxi_trips_per_day_{first}_{last}.png"
+    chart_dir.mkdir(parents=True, exist_ok=True)
+    path = write_trips_per_day_chart(
+        chart_dir / name,
+        f"green trips per pickup day, {first} to {last}",
+        postgres.trips_per_day(conn, schema_name, TABLE, PICKUP_DATE),
+        first.first_day,
+        last.last_day,
+    )
+    [uri] = gcs.upload(hook, bucket, {f"{REPORTS_PREFIX}/{name}": path}, "image/png")
+    log.info("Trips per pickup day: chart written to %s and %s", path, uri)
+    return path, uri
 
 
 def summary(staged: list[StagedMonth], rows_loaded: int, partitions: list[int]) -> str:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from include import gcs, postgres
+from include.chart import write_trips_per_day_chart
 from include.download import download, tlc_file_name, tlc_url
 from include.extract import Rejects, iter_batches, read_csv_batches
 from include.months import Month, resolve_month, validate_month
@@ -130,6 +131,23 @@ def verify_loaded_month(
     if problems:
         raise ValueError("; ".join(problems))
     return check
+
+
+def write_month_chart(conn: psycopg.Connection, loaded: LoadResult, chart_dir: Path) -> Path:
+    """Draw the loaded month's trips per pickup day as PNG into ``chart_dir``; return its path."""
+    month = Month.parse(loaded.month)
+    pickup_column = schema_for(loaded.taxi).pickup_column
+    trips = postgres.trips_per_day(conn, loaded.schema_name, loaded.table, pickup_column, month)
+    chart_dir.mkdir(parents=True, exist_ok=True)
+    path = write_trips_per_day_chart(
+        chart_dir / f"{loaded.table}_{month}_trips_per_day.png",
+        f"{loaded.taxi} trips per pickup day, {month}",
+        trips,
+        month.first_day,
+        month.last_day,
+    )
+    log.info("Trips per pickup day of %s: chart written to %s", month, path)
+    return path
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,10 @@ class Month:
         return date(self.year, self.month, 1)
 
     @property
+    def last_day(self) -> date:
+        return date.fromordinal(self.next.first_day.toordinal() - 1)
+
+    @property
     def next(self) -> Month:
         return Month(self.year + self.month // 12, self.month % 12 + 1)
 

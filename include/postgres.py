@@ -349,6 +349,19 @@ def check_month(
     return MonthCheck(month, rows, null_pickups, outside)
 
 
+def trips_per_day(
+    conn: psycopg.Connection, schema_name: str, table: str, pickup_column: str, month: Month | None = None
+) -> dict[date, int]:
+    """Rows per pickup day, of one ``source_month`` or of the whole table: what the charts draw."""
+    where = sql.SQL("WHERE {} = %s").format(sql.Identifier(SOURCE_MONTH_COLUMN)) if month else sql.SQL("")
+    query = sql.SQL("SELECT {pickup}::date AS day, count(*) FROM {table} {where} GROUP BY day").format(
+        pickup=sql.Identifier(pickup_column), table=_table(schema_name, table), where=where
+    )
+    with conn.cursor() as cursor:
+        cursor.execute(query, (month.first_day,) if month else ())
+        return {day: count for day, count in cursor.fetchall() if day is not None}
+
+
 def month_row_counts(conn: psycopg.Connection, schema_name: str, table: str) -> dict[date, int]:
     """Rows per ``source_month``: what a backfill or a rerun is judged by."""
     query = sql.SQL("SELECT {m}, count(*) FROM {t} GROUP BY {m} ORDER BY {m}").format(

@@ -211,6 +211,7 @@ class Stack:
             **airflow_env(self.state / "airflow"),
             "AIRFLOW_CONN_POSTGRES_DEFAULT": self.postgres.uri,
             "AIRFLOW_VAR_TLC_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
+            "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
             **google_cloud_env(self.gcs_port, self.bigquery_port),
         }
 

@@ -120,12 +120,18 @@ def airflow_db() -> None:
 
 
 @pytest.fixture
-def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str) -> dict[str, str]:
+def chart_dir(tmp_path: Path) -> Path:
+    return tmp_path / "charts"
+
+
+@pytest.fixture
+def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str, chart_dir: Path) -> dict[str, str]:
     """Connections and variables for one DAG run, pointing at the test's services and schema."""
     return {
         "AIRFLOW_CONN_POSTGRES_DEFAULT": postgres.uri,
         "AIRFLOW_VAR_TLC_BASE_URL": tlc_base_url,
         "AIRFLOW_VAR_PG_SCHEMA": pg_schema,
+        "AIRFLOW_VAR_CHART_DIR": str(chart_dir),
     }
 
 

@@ -19,7 +19,7 @@ def _state(pg_conn, pg_schema, storage_client, bucket):
 
 
 def test_loads_postgres_and_the_partitions_and_a_rerun_changes_nothing(
-    run_dag, pg_conn, pg_schema, storage_client, gcs_bucket
+    run_dag, pg_conn, pg_schema, storage_client, gcs_bucket, chart_dir
 ):
     conf = {"year": 2020, "months": [10]}
     first = run_dag("green_taxi_etl", conf, AIRFLOW_VAR_GCS_BUCKET=gcs_bucket)
@@ -33,10 +33,17 @@ def test_loads_postgres_and_the_partitions_and_a_rerun_changes_nothing(
 
     rows_by_day, objects = _state(pg_conn, pg_schema, storage_client, gcs_bucket)
     assert rows_by_day == per_day
-    assert set(objects) == {
+    chart = "green_taxi_reports/green_taxi_trips_per_day_2020-10_2020-10.png"
+    assert set(objects) == {chart} | {
         f"green_taxi/lpep_pickup_date={day}/green_tripdata_2020-10.parquet" for day in per_day
-    }, "one file per day, and no staging file left behind"
+    }, "one file per day, the chart, and no staging file left behind"
+    local_chart = chart_dir / "green_taxi_trips_per_day_2020-10_2020-10.png"
+    assert objects[chart] == local_chart.read_bytes()
+    assert objects[chart].startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"chart written to {local_chart} and gs://{gcs_bucket}/{chart}" in first.stdout + first.stderr
     for name, data in objects.items():
+        if name == chart:
+            continue
         day = name.split("/")[1].split("=")[1]
         table = pq.read_table(io.BytesIO(data))
         assert table.num_rows == per_day[next(d for d in per_day if str(d) == day)]

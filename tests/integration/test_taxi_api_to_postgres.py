@@ -30,10 +30,15 @@ def test_loads_the_sample_month_once_however_often_it_runs(run_dag, pg_conn, pg_
     assert month_row_counts(pg_conn, pg_schema, "yellow_taxi_trips") == expected
 
 
-def test_green_goes_to_its_own_table(run_dag, pg_conn, pg_schema):
-    _assert_succeeded(run_dag("taxi_api_to_postgres", {"taxi": "green", "month": "2020-10"}))
+def test_green_goes_to_its_own_table_and_the_check_charts_it(run_dag, pg_conn, pg_schema, chart_dir):
+    result = run_dag("taxi_api_to_postgres", {"taxi": "green", "month": "2020-10"})
+    _assert_succeeded(result)
     counts = month_row_counts(pg_conn, pg_schema, "green_taxi_trips")
     assert counts == {pd.Timestamp("2020-10-01").date(): _rows_after_rules(GREEN_2020_10)}
+
+    chart = chart_dir / "green_taxi_trips_2020-10_trips_per_day.png"
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"chart written to {chart}" in result.stdout + result.stderr
 
 
 def test_a_missing_month_fails_naming_the_url_and_leaves_the_table_unchanged(
