@@ -16,13 +16,13 @@ import requests
 
 from include.errors import DownloadError, SourceNotPublishedError, TransientDownloadError
 from include.months import Month
+from include.progress import Progress
 from include.schema import schema_for
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TLC_BASE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 CHUNK_BYTES = 1 << 20
-PROGRESS_EVERY_SECONDS = 10.0
 
 
 def tlc_file_name(taxi: str, month: Month) -> str:
@@ -82,34 +82,15 @@ def _download_once(url: str, destination: Path, timeout: tuple[float, float]) ->
 
 
 def _stream_to_file(response: requests.Response, destination: Path, url: str, expected: int) -> int:
-    started = last_report = time.monotonic()
+    progress = Progress(f"Downloading {url}", expected)
     written = 0
     try:
         with destination.open("wb") as sink:
             for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
                 sink.write(chunk)
                 written += len(chunk)
-                now = time.monotonic()
-                if now - last_report >= PROGRESS_EVERY_SECONDS:
-                    last_report = now
-                    _log_progress(url, written, expected, now - started)
+                progress.update(written)
     except requests.RequestException as error:
         raise TransientDownloadError(f"download of {url} failed after {written} bytes: {error}") from error
-    log.info("Downloaded %s: %.1f MB in %.1f s", url, written / 1e6, time.monotonic() - started)
+    progress.finish(written)
     return written
-
-
-def _log_progress(url: str, written: int, expected: int, elapsed: float) -> None:
-    rate = written / elapsed if elapsed else 0.0
-    if expected and rate:
-        remaining = (expected - written) / rate
-        log.info(
-            "Downloading %s: %.1f of %.1f MB (%.1f MB/s, about %.0f s left)",
-            url,
-            written / 1e6,
-            expected / 1e6,
-            rate / 1e6,
-            remaining,
-        )
-    else:
-        log.info("Downloading %s: %.1f MB (%.1f MB/s)", url, written / 1e6, rate / 1e6)

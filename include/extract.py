@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from include.progress import EVERY_SECONDS, Progress
 from include.schema import TaxiSchema
 
 log = logging.getLogger(__name__)
@@ -127,21 +128,30 @@ def check_header(path: Path, schema: TaxiSchema) -> None:
 
 
 def iter_batches(
-    path: Path, schema: TaxiSchema, rejects: Rejects | None = None, block_bytes: int = BLOCK_BYTES
+    path: Path,
+    schema: TaxiSchema,
+    rejects: Rejects | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    progress_every_seconds: float = EVERY_SECONDS,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the file's rows as record batches with exactly the schema's columns, types and order.
 
     Without ``rejects``, the first unreadable value fails the read with the file name, the column
     and the row in the message (pyarrow's ``ArrowInvalid`` is a ``ValueError``). With it, such rows
-    are set aside into ``rejects`` and the read goes on; ``Rejects.check`` runs at the end.
+    are set aside into ``rejects`` and the read goes on; ``Rejects.check`` runs at the end. The
+    batches are read as fast as the caller takes them, so the progress lines (rows, rate, time
+    left) measure the whole load.
     """
     check_file(path)
     check_header(path, schema)
+    progress = Progress(f"Reading {path.name}", path.stat().st_size, progress_every_seconds)
     rows = 0
     try:
-        for batch in _typed_batches(path, schema, block_bytes):
-            rows += batch.num_rows
-            yield batch
+        with pa.OSFile(str(path)) as raw:
+            for batch in _typed_batches(raw, path.suffix == ".gz", schema, block_bytes):
+                rows += batch.num_rows
+                progress.update(raw.tell(), rows)
+                yield batch
     except pa.ArrowInvalid as error:
         if rejects is None:
             raise ValueError(f"{path.name}: {error}") from error
@@ -153,15 +163,18 @@ def iter_batches(
             yield batch
     except OSError as error:
         raise ValueError(f"{path.name} is truncated or corrupt: {error}") from error
+    progress.finish(path.stat().st_size, rows)
     if rejects is not None:
         if rejects.rows:
             log.warning("%s", rejects.describe())
         rejects.check(rows)
 
 
-def _typed_batches(path: Path, schema: TaxiSchema, block_bytes: int) -> pacsv.CSVStreamingReader:
+def _typed_batches(
+    raw: pa.NativeFile, gzipped: bool, schema: TaxiSchema, block_bytes: int
+) -> pacsv.CSVStreamingReader:
     return pacsv.open_csv(
-        path,
+        pa.CompressedInputStream(raw, "gzip") if gzipped else raw,
         read_options=pacsv.ReadOptions(block_size=block_bytes),
         convert_options=pacsv.ConvertOptions(
             column_types=schema.arrow_schema,

@@ -1,4 +1,6 @@
 import gzip
+import logging
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -127,3 +129,25 @@ def test_a_file_that_is_not_a_tlc_csv_fails_naming_it(tmp_path, content, message
     path.write_bytes(content)
     with pytest.raises(ValueError, match=f"green_tripdata_2020-10.csv.gz {message}"):
         list(iter_batches(path, schema_for("green"), Rejects(path.name)))
+
+
+def test_reading_logs_rows_rate_and_time_left_at_a_steady_pace(caplog):
+    with caplog.at_level(logging.INFO, logger="include.progress"):
+        rows = sum(
+            batch.num_rows
+            for batch in iter_batches(
+                YELLOW_2021_01, schema_for("yellow"), block_bytes=256 << 10, progress_every_seconds=0
+            )
+        )
+    lines = [record.getMessage() for record in caplog.records if record.name == "include.progress"]
+    *lines, last = lines
+    assert len(lines) > 1
+    size_mb = f"{YELLOW_2021_01.stat().st_size / 1e6:.1f} MB"
+    expected = re.compile(
+        rf"Reading yellow_tripdata_2021-01.csv.gz: [\d.]+ of {size_mb}, "
+        r"[\d,]+ rows \([\d,]+ rows/s\), [\d.]+ MB/s, about \d+ s left"
+    )
+    assert all(expected.fullmatch(line) for line in lines), lines
+    assert last.startswith(
+        f"Reading yellow_tripdata_2021-01.csv.gz: done, {size_mb}".replace(" MB", " of " + size_mb, 1)
+    )
