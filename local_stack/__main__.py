@@ -40,6 +40,8 @@ def main() -> None:
         ui.stop()
         print("Airflow UI stopped")
     else:
+        # The hooks log every job they insert; only the report itself is wanted here.
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         from local_stack.report import main as report  # imports Airflow: only when asked for
 
         report()

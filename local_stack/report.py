@@ -63,5 +63,17 @@ def bigquery_report() -> list[str]:
     return lines
 
 
+def charts_report() -> list[str]:
+    """The trips-per-day charts the check and summary tasks drew (PNG files)."""
+    from pathlib import Path
+
+    from include.chart import DEFAULT_CHART_DIR
+
+    folder = Path(Variable.get("chart_dir", default=DEFAULT_CHART_DIR))
+    charts = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    return [f"Charts in {folder}: {len(charts)}", *(f"  {chart}" for chart in charts)]
+
+
 def main() -> None:
-    print("\n".join([*postgres_report(), "", *gcs_report(), "", *bigquery_report()]))
+    sections = [postgres_report(), gcs_report(), bigquery_report(), charts_report()]
+    print("\n\n".join("\n".join(lines) for lines in sections))

@@ -18,6 +18,9 @@ run_dag() {
   printf '▶ airflow dags test %s -c %s ... ' "$dag_id" "$conf"
   if airflow dags test "$dag_id" -c "$conf" >"$log" 2>&1; then
     echo "ok (log: $log)"
+    # What a learner looks for in the task logs: rows per cleaning rule, unreadable rows, charts.
+    grep -oE "(read [0-9]+ rows, kept[^[]*|set aside [0-9]+ unreadable[^[]*|chart written to [^[]*)" "$log" \
+      | sed 's/^/    /' | sort -u || true
   else
     echo "FAILED; the end of $log:"; tail -n 40 "$log"; exit 1
   fi
