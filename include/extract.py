@@ -56,10 +56,13 @@ class Rejects:
     rows: list[RejectedRow] = field(default_factory=list)
     max_fraction: float = MAX_REJECTED_FRACTION
 
+    def in_line_order(self) -> list[RejectedRow]:
+        return sorted(self.rows, key=lambda row: row.line)
+
     def describe(self) -> str:
         if not self.rows:
             return f"{self.file_name}: every row was readable"
-        first = min(self.rows, key=lambda row: row.line)
+        first = self.in_line_order()[0]
         return (
             f"{self.file_name}: set aside {len(self.rows)} unreadable row(s); "
             f"first at line {first.line}: {first.reason}"
@@ -69,7 +72,7 @@ class Rejects:
         """Fail when the rejected rows are more than ``max_fraction`` of all rows of the file."""
         total = rows_read + len(self.rows)
         if total and len(self.rows) / total > self.max_fraction:
-            first = min(self.rows, key=lambda row: row.line)
+            first = self.in_line_order()[0]
             raise ValueError(
                 f"{self.file_name}: {len(self.rows)} of {total} rows could not be read, more than the "
                 f"{self.max_fraction:.0%} allowed; first at line {first.line}: {first.reason}"
@@ -80,9 +83,7 @@ class Rejects:
         with path.open("w", newline="", encoding="utf-8") as sink:
             writer = csv.writer(sink)
             writer.writerow(["line", "reason", "text"])
-            writer.writerows(
-                (row.line, row.reason, row.text) for row in sorted(self.rows, key=lambda r: r.line)
-            )
+            writer.writerows((row.line, row.reason, row.text) for row in self.in_line_order())
 
 
 def check_file(path: Path) -> None:

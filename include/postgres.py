@@ -215,7 +215,7 @@ def rejects_table_name(table: str) -> str:
 
 
 def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]:
-    rows = sorted(rejects.rows, key=lambda row: row.line)
+    rows = rejects.in_line_order()
     yield pa.RecordBatch.from_pydict(
         {
             SOURCE_MONTH_COLUMN: [month.first_day] * len(rows),
