@@ -6,7 +6,10 @@ a failure must leave the snapshot exactly as it was, a recovered fault exactly a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -15,6 +18,7 @@ from include.ingest import MonthRequest
 from include.months import Month
 from local_stack.tlc_server import SAMPLES
 from tests.reliability.fault_server import FaultyMirror, faulty_mirror
+from tests.samples import GREEN_2020_10
 
 OCTOBER = MonthRequest("green", Month(2020, 10))
 OCTOBER_PATH = "/green/green_tripdata_2020-10.csv.gz"
@@ -50,3 +54,19 @@ def gcs_hook(cloud_stack):
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
     return GCSHook("google_cloud_default")
+
+
+def edited_sample(edit: Callable[[list[list[str]]], list[list[str]]]) -> bytes:
+    """Green 2020-10 as gzip CSV after ``edit`` changed its rows (the header is row 0)."""
+    with gzip.open(GREEN_2020_10, "rt", newline="") as source:
+        rows = edit(list(csv.reader(source)))
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return gzip.compress(text.getvalue().encode())
+
+
+def as_december(rows: list[list[str]]) -> list[list[str]]:
+    """October's trips moved to December (both have 31 days): a second real-shaped green month."""
+    for row in rows[1:]:
+        row[1], row[2] = (value.replace("2020-10-", "2020-12-") for value in row[1:3])
+    return rows

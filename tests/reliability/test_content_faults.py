@@ -7,11 +7,8 @@ with its line and reason (Postgres ``{table}_rejects``, GCS ``{taxi}_rejects/``)
 kept, counted and reported.
 """
 
-import csv
-import gzip
 import io
 import logging
-from collections.abc import Callable
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -25,7 +22,15 @@ from include.ingest import (
     verify_loaded_month,
 )
 from include.months import Month
-from tests.reliability.conftest import GREEN_TABLE, OCTOBER, OCTOBER_PATH, bucket_state, table_state
+from tests.reliability.conftest import (
+    GREEN_TABLE,
+    OCTOBER,
+    OCTOBER_PATH,
+    as_december,
+    bucket_state,
+    edited_sample,
+    table_state,
+)
 from tests.reliability.fault_server import served
 from tests.samples import GREEN_2020_10, read_with_pandas
 
@@ -33,15 +38,6 @@ pytestmark = pytest.mark.integration
 
 REJECTS_TABLE = f"{GREEN_TABLE}_rejects"
 REJECTS_OBJECT = "green_rejects/green_tripdata_2020-10.csv"
-
-
-def _edited_sample(edit: Callable[[list[list[str]]], list[list[str]]]) -> bytes:
-    """Green 2020-10 as gzip CSV after ``edit`` changed its rows (the header is row 0)."""
-    with gzip.open(GREEN_2020_10, "rt", newline="") as source:
-        rows = edit(list(csv.reader(source)))
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(rows)
-    return gzip.compress(text.getvalue().encode())
 
 
 def _set_field(changes: dict[int, tuple[str, str]]):
@@ -80,8 +76,8 @@ def test_a_missing_column_fails_the_file_and_changes_nothing(
     _export(mirror, gcs_hook, gcs_bucket)
     before = table_state(pg_conn, pg_schema, GREEN_TABLE), bucket_state(storage_client, gcs_bucket)
 
-    mirror.script(OCTOBER_PATH, served(_edited_sample(_drop_column("trip_distance"))))
-    mirror.script(OCTOBER_PATH, served(_edited_sample(_drop_column("trip_distance"))))
+    mirror.script(OCTOBER_PATH, served(edited_sample(_drop_column("trip_distance"))))
+    mirror.script(OCTOBER_PATH, served(edited_sample(_drop_column("trip_distance"))))
     message = r"green_tripdata_2020-10.csv.gz: missing column\(s\) trip_distance"
     with pytest.raises(ValueError, match=message):
         _load(mirror, pg_conn, pg_schema)
@@ -98,7 +94,7 @@ def test_an_extra_column_is_ignored_with_a_warning(mirror, pg_conn, pg_schema, c
     def add_airport_fee(rows):
         return [rows[0] + ["airport_fee"]] + [[*row, "1.25"] for row in rows[1:]]
 
-    mirror.script(OCTOBER_PATH, served(_edited_sample(add_airport_fee)))
+    mirror.script(OCTOBER_PATH, served(edited_sample(add_airport_fee)))
     with caplog.at_level(logging.WARNING, logger="include.extract"):
         _load(mirror, pg_conn, pg_schema)
 
@@ -114,7 +110,7 @@ def test_unreadable_rows_go_to_the_rejects_table_and_a_clean_rerun_clears_them(m
     one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
     good_rows = pg_conn.execute(f"SELECT count(*) FROM {pg_schema}.{GREEN_TABLE}").fetchone()[0]
 
-    mirror.script(OCTOBER_PATH, served(_edited_sample(_set_field(UNREADABLE))))
+    mirror.script(OCTOBER_PATH, served(edited_sample(_set_field(UNREADABLE))))
     loaded = _load(mirror, pg_conn, pg_schema)
 
     source = read_with_pandas(GREEN_2020_10)
@@ -148,7 +144,7 @@ def test_unreadable_rows_go_to_the_rejects_table_and_a_clean_rerun_clears_them(m
 def test_unreadable_rows_go_to_a_rejects_object_next_to_the_month(
     mirror, gcs_hook, gcs_bucket, storage_client
 ):
-    mirror.script(OCTOBER_PATH, served(_edited_sample(_set_field(UNREADABLE))))
+    mirror.script(OCTOBER_PATH, served(edited_sample(_set_field(UNREADABLE))))
     export = _export(mirror, gcs_hook, gcs_bucket)
 
     assert export.rows_rejected == 2
@@ -173,7 +169,7 @@ def test_a_file_with_too_many_unreadable_rows_fails_and_changes_nothing(
         bucket_state(storage_client, gcs_bucket),
     )
     # A shifted layout: every 50th row has a distance where a count belongs.
-    broken = _edited_sample(_set_field(dict.fromkeys(range(2, 95122, 50), ("passenger_count", "1.5"))))
+    broken = edited_sample(_set_field(dict.fromkeys(range(2, 95122, 50), ("passenger_count", "1.5"))))
 
     for attempt in (_load, _export):
         mirror.script(OCTOBER_PATH, served(broken))
@@ -191,10 +187,9 @@ def test_a_file_with_too_many_unreadable_rows_fails_and_changes_nothing(
 
 
 def _as_december_with_ehail_fees(rows):
-    """October's rows as December (both have 31 days), with an ``ehail_fee`` on every trip."""
+    """October's rows as December, with an ``ehail_fee`` on every trip."""
     fee = rows[0].index("ehail_fee")
-    for row in rows[1:]:
-        row[1], row[2] = (value.replace("2020-10-", "2020-12-") for value in row[1:3])
+    for row in as_december(rows)[1:]:
         row[fee] = "2.75"
     return rows
 
@@ -203,12 +198,8 @@ def test_ehail_fee_empty_in_one_month_and_numeric_in_another_shares_one_type(
     mirror, pg_conn, pg_schema, gcs_hook, gcs_bucket, storage_client
 ):
     december = MonthRequest("green", Month(2020, 12))
-    mirror.script(
-        "/green/green_tripdata_2020-12.csv.gz", served(_edited_sample(_as_december_with_ehail_fees))
-    )
-    mirror.script(
-        "/green/green_tripdata_2020-12.csv.gz", served(_edited_sample(_as_december_with_ehail_fees))
-    )
+    mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(_as_december_with_ehail_fees)))
+    mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(_as_december_with_ehail_fees)))
     _load(mirror, pg_conn, pg_schema)
     _load(mirror, pg_conn, pg_schema, december)
     _export(mirror, gcs_hook, gcs_bucket)
@@ -251,7 +242,7 @@ def test_a_month_with_too_many_stray_pickups_fails_its_check(mirror, pg_conn, pg
             row[1] = row[1].replace("2020-10-", "2020-09-")
         return rows
 
-    mirror.script(OCTOBER_PATH, served(_edited_sample(move_a_tenth_to_september)))
+    mirror.script(OCTOBER_PATH, served(edited_sample(move_a_tenth_to_september)))
     loaded = _load(mirror, pg_conn, pg_schema)
     with pytest.raises(
         ValueError, match=r"rows of 2020-10 have a pickup outside the month, more than the allowed 1.0%"

@@ -18,10 +18,19 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from include.ingest import downloaded_month, export_month_to_gcs, load_month_to_postgres
+from include.ingest import MonthRequest, downloaded_month, export_month_to_gcs, load_month_to_postgres
+from include.months import Month
 from local_stack.stack import LOCAL_BUCKET, LOCAL_PROJECT, Stack, free_port, google_cloud_env
 from tests.conftest import AIRFLOW
-from tests.reliability.conftest import GREEN_TABLE, OCTOBER, bucket_state, table_state
+from tests.reliability.conftest import (
+    GREEN_TABLE,
+    OCTOBER,
+    as_december,
+    bucket_state,
+    edited_sample,
+    table_state,
+)
+from tests.reliability.fault_server import served
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +140,28 @@ def test_two_loads_of_a_month_at_once_take_turns_and_leave_one_copy(
 
     assert first_errors == second_errors == []
     assert table_state(pg_conn, pg_schema, GREEN_TABLE) == one_good_load
+
+
+def test_a_load_of_another_month_does_not_wait_for_a_running_load(postgres, pg_conn, pg_schema, mirror):
+    _load(mirror.url, pg_conn, pg_schema)
+    _on_row(pg_conn, pg_schema, "PERFORM pg_sleep(30)")  # holds October's load in its transaction
+    december = MonthRequest("green", Month(2020, 12))
+    mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(as_december)))
+
+    def load_october():
+        with psycopg.connect(postgres.uri) as conn:
+            _load(mirror.url, conn, pg_schema)
+
+    october, errors = _in_thread(load_october)
+    _wait_for(pg_conn, "wait_event = 'PgSleep'")
+    with downloaded_month(mirror.url, december) as path:
+        started = time.monotonic()
+        load_month_to_postgres(pg_conn, path, december, pg_schema)
+    assert time.monotonic() - started < 20, "December waited for October"
+    assert october.is_alive(), "October's load was still running when December's committed"
+    pg_conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+    october.join()
+    assert len(errors) == 1 and isinstance(errors[0], psycopg.errors.QueryCanceled)
 
 
 def test_two_exports_of_a_month_at_once_leave_what_one_export_leaves(
