@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ from local_stack.stack import REPO
 USERNAME = "admin"
 DEFAULT_PASSWORD = "admin"
 # The scheduler parses nothing itself in Airflow 3: the dag-processor does, the triggerer runs
-# deferred tasks. The order is the start order; they are stopped in reverse.
+# deferred tasks. The api-server starts first: the others' tasks and health report through it.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -70,6 +71,8 @@ class AirflowUI:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Enough for these DAGs on a laptop; the LocalExecutor forks this many workers up front.
+            "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__WORKERS": "1",
@@ -101,6 +104,10 @@ class AirflowUI:
         """Migrate the metadata DB, start every component and wait until the UI reports them healthy."""
         if self.is_running():
             raise RuntimeError(f"the Airflow UI is already running at {self.url}; stop it first")
+        with socket.socket() as probe:
+            # Another server there (say, the compose stack's Airflow) would answer our health checks.
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"port {self.port} is taken; choose another with LOCAL_AIRFLOW_PORT")
         env = self.env(base_env)
         self.write_passwords_file()
         migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True)
@@ -158,30 +165,40 @@ class AirflowUI:
             time.sleep(1)
         raise TimeoutError(f"Airflow was not healthy within {timeout:.0f} s: {status}; logs in {self.folder}")
 
-    def stop(self, timeout: float = 60.0) -> None:
+    def stop(self, grace: float = 20.0) -> None:
         """Stop every component and wait for its process group to end, so nothing outlives the UI.
 
-        Works from another process too (``python -m local_stack ui-stop``): the pid files say what
-        to stop.
+        The api-server goes last: running tasks report to it, and a task that cannot retries for
+        minutes. Works from another process too (``python -m local_stack ui-stop``): the pid files
+        say what to stop.
         """
-        for name in reversed(COMPONENTS):
+        self._stop(("triggerer", "dag-processor", "scheduler"), grace)
+        self._stop(("api-server",), grace)
+
+    def _stop(self, names: tuple[str, ...], grace: float) -> None:
+        """SIGTERM, then SIGKILL to what is left of ``names`` after ``grace`` seconds.
+
+        The SIGTERM goes to each main process only: it stops its own workers, and a scheduler whose
+        executor workers were killed under it waits for them forever. The SIGKILL ends what still
+        runs after ``grace``, such as a long task.
+        """
+        for name in names:
             pid = self._pid(name)
             if pid is not None:
-                # Only the main process: it stops its own workers, and a scheduler whose executor
-                # workers were killed under it waits for them forever.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for name in reversed(COMPONENTS):
-            process = self.processes.pop(name, None)
-            while self._pid(name) is not None and time.monotonic() < deadline:
-                if process is not None:
-                    process.poll()  # reap our child, else its zombie keeps the group alive
-                time.sleep(0.2)
+        deadline = time.monotonic() + grace
+        while any(self._pid(name) is not None for name in names) and time.monotonic() < deadline:
+            for name in names:
+                if name in self.processes:
+                    self.processes[name].poll()  # reap our child, else its zombie keeps the group alive
+            time.sleep(0.2)
+        for name in names:
             pid = self._pid(name)
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                if process is not None:
-                    process.wait(timeout=10)
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.wait(timeout=10)
             self._pid_file(name).unlink(missing_ok=True)
