@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Install what the local stack and the tests run on: the PostgreSQL server binaries (apt) and the
-# Python environment in .venv (pip, from the pinned requirements). Quick when nothing changed;
-# scripts/demo.sh and scripts/test.sh call it first.
+# Install what the local stack and the tests run on: the PostgreSQL server binaries and, for the
+# browser test, Chromium and its chromedriver (apt), and the Python environment in .venv (pip,
+# from the pinned requirements). Quick when nothing changed; scripts/demo.sh and scripts/test.sh
+# call it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+apt_packages=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
-  echo "Installing the PostgreSQL server with apt..."
+  apt_packages+=(postgresql)
+fi
+# The browser test (tests/e2e) drives Debian's Chromium through Debian's chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt_packages+=(chromium chromium-driver)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "Installing ${apt_packages[*]} with apt..."
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
 python=${PYTHON:-python3}
