@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install what the local stack and the tests run on: the PostgreSQL server binaries and, for the
-# browser test, Chromium and its chromedriver (apt), and the Python environment in .venv (pip,
-# from the pinned requirements). Quick when nothing changed; scripts/demo.sh and scripts/test.sh
-# call it first.
+# Install what the local stack and the tests run on: the PostgreSQL server binaries (apt), with
+# --browser also Chromium and its chromedriver for the browser test, and the Python environment in
+# .venv (pip, from the pinned requirements). Quick when nothing changed; scripts/demo.sh,
+# scripts/ui.sh and scripts/test.sh (with --browser) call it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
   apt_packages+=(postgresql)
 fi
 # The browser test (tests/e2e) drives Debian's Chromium through Debian's chromedriver.
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+if [ "${1:-}" = "--browser" ] && { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }; then
   apt_packages+=(chromium chromium-driver)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then

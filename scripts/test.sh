@@ -4,7 +4,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k months
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --browser
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest "$@"

@@ -74,7 +74,7 @@ def browser(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
     if not (chromium and chromedriver):
         pytest.fail(
             "the browser test needs Debian's chromium and chromium-driver packages: run "
-            "scripts/bootstrap.sh, or apt-get install chromium chromium-driver"
+            "scripts/bootstrap.sh --browser, or apt-get install chromium chromium-driver"
         )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
