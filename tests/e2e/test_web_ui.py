@@ -79,9 +79,23 @@ def _body_text(browser: WebDriver) -> str:
 
 def _log_in(browser: WebDriver, ui: AirflowUI, password: str) -> None:
     browser.get(f"{ui.url}/")
-    username = _wait(browser).until(EC.visibility_of_element_located((By.NAME, "username")))
-    username.send_keys(USERNAME)
-    browser.find_element(By.NAME, "password").send_keys(password)
+    _wait(browser).until(EC.visibility_of_element_located((By.NAME, "username")))
+
+    def filled() -> bool:
+        """Type both fields anew until they hold what was typed: the form may re-render meanwhile."""
+        try:
+            for name, value in (("username", USERNAME), ("password", password)):
+                field = browser.find_element(By.NAME, name)
+                field.clear()
+                field.send_keys(value)
+            return all(
+                browser.find_element(By.NAME, name).get_attribute("value") == value
+                for name, value in (("username", USERNAME), ("password", password))
+            )
+        except WebDriverException:
+            return False
+
+    _poll(filled, PAGE_TIMEOUT, 0.3, "the login form did not keep what was typed")
     _click(browser, By.CSS_SELECTOR, "button[type=submit]")
 
 
