@@ -19,6 +19,9 @@ from pathlib import Path
 
 USER = "taxi"
 DATABASE = "ny_taxi"
+# Airflow's own metadata, next to the warehouse: the UI's four processes write to it at once,
+# which SQLite cannot take (its writers wait on one lock and give up with "database is locked").
+METADATA_DATABASE = "airflow"
 
 
 def server_bin_dir() -> Path:
@@ -77,6 +80,10 @@ class PostgresServer:
     def uri(self) -> str:
         """The connection URI, the form ``AIRFLOW_CONN_POSTGRES_DEFAULT`` takes."""
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def metadata_uri(self, database: str = METADATA_DATABASE) -> str:
+        """Airflow's ``sql_alchemy_conn`` for ``database``, with the driver Airflow documents."""
+        return f"postgresql+psycopg2://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *command: str) -> None:
         subprocess.run(
@@ -142,9 +149,10 @@ class PostgresServer:
                 "-o",
                 options,
             )
-        self._create_database()
+        self.create_database(DATABASE)
 
-    def _create_database(self) -> None:
+    def _psql(self, sql: str) -> str:
+        """Run ``sql`` as the cluster's owner over the socket and return what it prints."""
         psql = [
             str(server_bin_dir() / "psql"),
             "-h",
@@ -156,17 +164,18 @@ class PostgresServer:
             "-d",
             "postgres",
             "-tAc",
+            sql,
         ]
-        exists = subprocess.run(
-            _as_server_user([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"]),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        if exists.stdout.strip() != "1":
-            subprocess.run(
-                _as_server_user([*psql, f"CREATE DATABASE {DATABASE}"]), check=True, stdout=subprocess.DEVNULL
-            )
+        return subprocess.run(_as_server_user(psql), capture_output=True, text=True, check=True).stdout
+
+    def create_database(self, name: str) -> None:
+        """Create database ``name`` (one of our own fixed or generated names) unless it exists."""
+        if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip() != "1":
+            self._psql(f'CREATE DATABASE "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name``, ending any session still connected to it."""
+        self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
         if self.data_dir.exists() and self.is_running():

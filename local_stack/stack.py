@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_stack.postgres import PostgresServer
+from local_stack.postgres import METADATA_DATABASE, PostgresServer
 from local_stack.tlc_server import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,6 +173,7 @@ class Stack:
 
     def up(self) -> None:
         self.postgres.start()
+        self.postgres.create_database(METADATA_DATABASE)
         self.tlc_server.start()
         self.gcs_emulator.start()
         self.bigquery_emulator.start()
@@ -206,9 +207,14 @@ class Stack:
         return self.state / "stack.env"
 
     def env(self) -> dict[str, str]:
-        """Connections and variables for the DAGs, plus a self-contained Airflow home."""
+        """Connections and variables for the DAGs, plus a self-contained Airflow home.
+
+        Its metadata is in the stack's Postgres, so the UI (four processes writing at once) and the
+        demo's ``airflow dags test`` runs share it; tests keep a SQLite file per session.
+        """
         return {
             **airflow_env(self.state / "airflow"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.metadata_uri(),
             "AIRFLOW_CONN_POSTGRES_DEFAULT": self.postgres.uri,
             "AIRFLOW_VAR_TLC_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
@@ -217,7 +223,7 @@ class Stack:
 
 
 def airflow_env(airflow_home: Path) -> dict[str, str]:
-    """An Airflow home of our own with this repository's DAGs, SQLite metadata and no examples."""
+    """An Airflow home of our own with this repository's DAGs and no examples (SQLite metadata unless set)."""
     return {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),

@@ -18,6 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from local_stack.airflow_ui import AirflowUI
+from local_stack.postgres import PostgresServer
 from local_stack.stack import REPO, airflow_env, free_port
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -46,17 +47,29 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def airflow_ui(
-    request: pytest.FixtureRequest, tmp_path: Path, dag_env: dict[str, str]
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer, dag_env: dict[str, str]
 ) -> Iterator[AirflowUI]:
-    """The UI as ``scripts/ui.sh`` starts it, with an Airflow home of its own, on the test's services.
+    """The UI as ``scripts/ui.sh`` starts it, with an Airflow home and metadata DB of its own, on
+    the test's services.
 
     The password is random, so logging in with it proves the configured passwords file is used.
     """
     airflow_home = tmp_path / "airflow"
+    metadata = f"airflow_ui_{secrets.token_hex(5)}"
+    postgres.create_database(metadata)
     ui = AirflowUI(tmp_path / "airflow-ui", port=free_port(), password=secrets.token_urlsafe(12))
-    ui.start({**os.environ, **airflow_env(airflow_home), **dag_env})
-    yield ui
-    ui.stop()
+    env = {
+        **os.environ,
+        **airflow_env(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.metadata_uri(metadata),
+        **dag_env,
+    }
+    try:
+        ui.start(env)
+        yield ui
+    finally:
+        ui.stop()
+        postgres.drop_database(metadata)
     if _failed(request):
         shutil.copytree(ui.folder, ARTIFACTS / "airflow-ui", dirs_exist_ok=True, ignore=_only_logs)
         shutil.copytree(airflow_home / "logs", ARTIFACTS / "airflow-task-logs", dirs_exist_ok=True)
