@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from include.ingest import MonthRequest
+from include.ingest import (
+    LoadResult,
+    MonthRequest,
+    ParquetExport,
+    downloaded_month,
+    export_month_to_gcs,
+    load_month_to_postgres,
+)
 from include.months import Month
 from local_stack.tlc_server import SAMPLES
 from tests.reliability.fault_server import FaultyMirror, faulty_mirror
@@ -23,6 +30,26 @@ from tests.samples import GREEN_2020_10
 OCTOBER = MonthRequest("green", Month(2020, 10))
 OCTOBER_PATH = "/green/green_tripdata_2020-10.csv.gz"
 GREEN_TABLE = "green_taxi_trips"
+
+
+def download_and_load(
+    base_url: str,
+    conn: psycopg.Connection,
+    schema_name: str,
+    request: MonthRequest = OCTOBER,
+    **download_options: float,
+) -> LoadResult:
+    """Download a month from ``base_url`` and load it into Postgres: the steps of ``extract_load``."""
+    with downloaded_month(base_url, request, **download_options) as path:
+        return load_month_to_postgres(conn, path, request, schema_name)
+
+
+def download_and_export(
+    base_url: str, hook, bucket: str, request: MonthRequest = OCTOBER, **download_options: float
+) -> ParquetExport:
+    """Download a month from ``base_url`` and write it to the bucket: the steps of ``taxi_api_to_gcs``."""
+    with downloaded_month(base_url, request, **download_options) as path:
+        return export_month_to_gcs(hook, path, request, bucket)
 
 
 @pytest.fixture

@@ -14,20 +14,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from include.ingest import (
-    MonthRequest,
-    downloaded_month,
-    export_month_to_gcs,
-    load_month_to_postgres,
-    verify_loaded_month,
-)
+from include.ingest import MonthRequest, verify_loaded_month
 from include.months import Month
 from tests.reliability.conftest import (
     GREEN_TABLE,
-    OCTOBER,
     OCTOBER_PATH,
     as_december,
     bucket_state,
+    download_and_export,
+    download_and_load,
     edited_sample,
     table_state,
 )
@@ -51,16 +46,6 @@ def _set_field(changes: dict[int, tuple[str, str]]):
     return edit
 
 
-def _load(mirror, conn, schema_name, request=OCTOBER):
-    with downloaded_month(mirror.url, request) as path:
-        return load_month_to_postgres(conn, path, request, schema_name)
-
-
-def _export(mirror, hook, bucket, request=OCTOBER):
-    with downloaded_month(mirror.url, request) as path:
-        return export_month_to_gcs(hook, path, request, bucket)
-
-
 def _drop_column(name: str):
     def edit(rows):
         index = rows[0].index(name)
@@ -72,23 +57,23 @@ def _drop_column(name: str):
 def test_a_missing_column_fails_the_file_and_changes_nothing(
     mirror, pg_conn, pg_schema, gcs_hook, gcs_bucket, storage_client
 ):
-    _load(mirror, pg_conn, pg_schema)
-    _export(mirror, gcs_hook, gcs_bucket)
+    download_and_load(mirror.url, pg_conn, pg_schema)
+    download_and_export(mirror.url, gcs_hook, gcs_bucket)
     before = table_state(pg_conn, pg_schema, GREEN_TABLE), bucket_state(storage_client, gcs_bucket)
 
     mirror.script(OCTOBER_PATH, served(edited_sample(_drop_column("trip_distance"))))
     mirror.script(OCTOBER_PATH, served(edited_sample(_drop_column("trip_distance"))))
     message = r"green_tripdata_2020-10.csv.gz: missing column\(s\) trip_distance"
     with pytest.raises(ValueError, match=message):
-        _load(mirror, pg_conn, pg_schema)
+        download_and_load(mirror.url, pg_conn, pg_schema)
     with pytest.raises(ValueError, match=message):
-        _export(mirror, gcs_hook, gcs_bucket)
+        download_and_export(mirror.url, gcs_hook, gcs_bucket)
 
     assert (table_state(pg_conn, pg_schema, GREEN_TABLE), bucket_state(storage_client, gcs_bucket)) == before
 
 
 def test_an_extra_column_is_ignored_with_a_warning(mirror, pg_conn, pg_schema, caplog):
-    _load(mirror, pg_conn, pg_schema)
+    download_and_load(mirror.url, pg_conn, pg_schema)
     one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
 
     def add_airport_fee(rows):
@@ -96,7 +81,7 @@ def test_an_extra_column_is_ignored_with_a_warning(mirror, pg_conn, pg_schema, c
 
     mirror.script(OCTOBER_PATH, served(edited_sample(add_airport_fee)))
     with caplog.at_level(logging.WARNING, logger="include.extract"):
-        _load(mirror, pg_conn, pg_schema)
+        download_and_load(mirror.url, pg_conn, pg_schema)
 
     assert "ignoring column(s) not in the green schema: ['airport_fee']" in caplog.text
     assert table_state(pg_conn, pg_schema, GREEN_TABLE) == one_good_load
@@ -106,12 +91,12 @@ UNREADABLE = {1_000: ("passenger_count", "two"), 50_000: ("lpep_pickup_datetime"
 
 
 def test_unreadable_rows_go_to_the_rejects_table_and_a_clean_rerun_clears_them(mirror, pg_conn, pg_schema):
-    _load(mirror, pg_conn, pg_schema)
+    download_and_load(mirror.url, pg_conn, pg_schema)
     one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
     good_rows = pg_conn.execute(f"SELECT count(*) FROM {pg_schema}.{GREEN_TABLE}").fetchone()[0]
 
     mirror.script(OCTOBER_PATH, served(edited_sample(_set_field(UNREADABLE))))
-    loaded = _load(mirror, pg_conn, pg_schema)
+    loaded = download_and_load(mirror.url, pg_conn, pg_schema)
 
     source = read_with_pandas(GREEN_2020_10)
     kept_lines = [line for line in UNREADABLE if source.passenger_count[line - 2] != 0]
@@ -136,7 +121,7 @@ def test_unreadable_rows_go_to_the_rejects_table_and_a_clean_rerun_clears_them(m
         ),
     ]
 
-    _load(mirror, pg_conn, pg_schema)  # the mirror serves the real file again
+    download_and_load(mirror.url, pg_conn, pg_schema)  # the mirror serves the real file again
     assert table_state(pg_conn, pg_schema, GREEN_TABLE) == one_good_load
     assert table_state(pg_conn, pg_schema, REJECTS_TABLE)[0] == 0
 
@@ -145,7 +130,7 @@ def test_unreadable_rows_go_to_a_rejects_object_next_to_the_month(
     mirror, gcs_hook, gcs_bucket, storage_client
 ):
     mirror.script(OCTOBER_PATH, served(edited_sample(_set_field(UNREADABLE))))
-    export = _export(mirror, gcs_hook, gcs_bucket)
+    export = download_and_export(mirror.url, gcs_hook, gcs_bucket)
 
     assert export.rows_rejected == 2
     rejects = pd.read_csv(
@@ -154,15 +139,16 @@ def test_unreadable_rows_go_to_a_rejects_object_next_to_the_month(
     assert rejects.line.tolist() == sorted(UNREADABLE)
     assert rejects.reason.str.contains("is not a valid").all()
 
-    _export(mirror, gcs_hook, gcs_bucket)  # the real file: no rejects, so the stale object goes
+    # The real file: no rejects, so the stale object goes.
+    download_and_export(mirror.url, gcs_hook, gcs_bucket)
     assert REJECTS_OBJECT not in bucket_state(storage_client, gcs_bucket)
 
 
 def test_a_file_with_too_many_unreadable_rows_fails_and_changes_nothing(
     mirror, pg_conn, pg_schema, gcs_hook, gcs_bucket, storage_client
 ):
-    _load(mirror, pg_conn, pg_schema)
-    _export(mirror, gcs_hook, gcs_bucket)
+    download_and_load(mirror.url, pg_conn, pg_schema)
+    download_and_export(mirror.url, gcs_hook, gcs_bucket)
     before = (
         table_state(pg_conn, pg_schema, GREEN_TABLE),
         table_state(pg_conn, pg_schema, REJECTS_TABLE),
@@ -171,13 +157,13 @@ def test_a_file_with_too_many_unreadable_rows_fails_and_changes_nothing(
     # A shifted layout: every 50th row has a distance where a count belongs.
     broken = edited_sample(_set_field(dict.fromkeys(range(2, 95122, 50), ("passenger_count", "1.5"))))
 
-    for attempt in (_load, _export):
+    for attempt in (download_and_load, download_and_export):
         mirror.script(OCTOBER_PATH, served(broken))
-        target = (pg_conn, pg_schema) if attempt is _load else (gcs_hook, gcs_bucket)
+        target = (pg_conn, pg_schema) if attempt is download_and_load else (gcs_hook, gcs_bucket)
         with pytest.raises(
             ValueError, match=r"1903 of 95120 rows could not be read, more than the 1% allowed"
         ):
-            attempt(mirror, *target)
+            attempt(mirror.url, *target)
 
     assert (
         table_state(pg_conn, pg_schema, GREEN_TABLE),
@@ -200,10 +186,10 @@ def test_ehail_fee_empty_in_one_month_and_numeric_in_another_shares_one_type(
     december = MonthRequest("green", Month(2020, 12))
     mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(_as_december_with_ehail_fees)))
     mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(_as_december_with_ehail_fees)))
-    _load(mirror, pg_conn, pg_schema)
-    _load(mirror, pg_conn, pg_schema, december)
-    _export(mirror, gcs_hook, gcs_bucket)
-    _export(mirror, gcs_hook, gcs_bucket, december)
+    download_and_load(mirror.url, pg_conn, pg_schema)
+    download_and_load(mirror.url, pg_conn, pg_schema, december)
+    download_and_export(mirror.url, gcs_hook, gcs_bucket)
+    download_and_export(mirror.url, gcs_hook, gcs_bucket, december)
 
     fees = pg_conn.execute(
         f"SELECT source_month, count(ehail_fee), sum(ehail_fee), pg_typeof(min(ehail_fee))::text"
@@ -230,10 +216,10 @@ def test_pickups_outside_the_month_are_counted_and_reported(mirror, pg_conn, pg_
     outside = int(((pickups < "2020-10-01") | (pickups >= "2020-11-01")).sum())
     assert outside > 0, "the sample has a few stray pickups"
 
-    loaded = _load(mirror, pg_conn, pg_schema)
+    loaded = download_and_load(mirror.url, pg_conn, pg_schema)
     assert loaded.outside_month == outside
     assert verify_loaded_month(pg_conn, loaded).outside_month == outside
-    assert _export(mirror, gcs_hook, gcs_bucket).outside_month == outside
+    assert download_and_export(mirror.url, gcs_hook, gcs_bucket).outside_month == outside
 
 
 def test_a_month_with_too_many_stray_pickups_fails_its_check(mirror, pg_conn, pg_schema):
@@ -243,7 +229,7 @@ def test_a_month_with_too_many_stray_pickups_fails_its_check(mirror, pg_conn, pg
         return rows
 
     mirror.script(OCTOBER_PATH, served(edited_sample(move_a_tenth_to_september)))
-    loaded = _load(mirror, pg_conn, pg_schema)
+    loaded = download_and_load(mirror.url, pg_conn, pg_schema)
     with pytest.raises(
         ValueError, match=r"rows of 2020-10 have a pickup outside the month, more than the allowed 1.0%"
     ):

@@ -7,10 +7,9 @@ Postgres faults are placed exactly with a row trigger on the target table that a
 fault hits once, in the middle of the load, and the retry passes.
 """
 
-import os
+import functools
 import socket
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -18,15 +17,16 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from include.ingest import MonthRequest, downloaded_month, export_month_to_gcs, load_month_to_postgres
+from include.ingest import MonthRequest, downloaded_month, load_month_to_postgres
 from include.months import Month
 from local_stack.stack import LOCAL_BUCKET, LOCAL_PROJECT, Stack, free_port, google_cloud_env
-from tests.conftest import AIRFLOW
 from tests.reliability.conftest import (
     GREEN_TABLE,
     OCTOBER,
     as_december,
     bucket_state,
+    download_and_export,
+    download_and_load,
     edited_sample,
     table_state,
 )
@@ -37,9 +37,10 @@ pytestmark = pytest.mark.integration
 FAULT_ROW = 20_000
 
 
-def _load(base_url, conn, schema_name):
-    with downloaded_month(base_url, OCTOBER) as path:
-        return load_month_to_postgres(conn, path, OCTOBER, schema_name)
+def _load_with_own_connection(uri: str, base_url: str, schema_name: str) -> None:
+    """Load October as a task does, on a connection of its own (to run beside the test's)."""
+    with psycopg.connect(uri) as conn:
+        download_and_load(base_url, conn, schema_name)
 
 
 def _on_row(conn, schema_name: str, action: str) -> None:
@@ -82,15 +83,13 @@ def test_postgres_restarted_mid_copy_keeps_the_month_and_the_retry_loads_it_once
     postgres, pg_schema, tlc_base_url
 ):
     with psycopg.connect(postgres.uri) as conn:
-        _load(tlc_base_url, conn, pg_schema)
+        download_and_load(tlc_base_url, conn, pg_schema)
         before = table_state(conn, pg_schema, GREEN_TABLE)
         _on_row(conn, pg_schema, "PERFORM pg_sleep(60)")
 
-    def load_in_own_connection():
-        with psycopg.connect(postgres.uri) as conn:
-            _load(tlc_base_url, conn, pg_schema)
-
-    thread, errors = _in_thread(load_in_own_connection)
+    thread, errors = _in_thread(
+        functools.partial(_load_with_own_connection, postgres.uri, tlc_base_url, pg_schema)
+    )
     with psycopg.connect(postgres.uri, autocommit=True) as watcher:
         _wait_for(watcher, "wait_event = 'PgSleep' AND query LIKE 'COPY%'")
     postgres.stop()  # a fast shutdown, as a restart by an operator or a failover
@@ -100,14 +99,14 @@ def test_postgres_restarted_mid_copy_keeps_the_month_and_the_retry_loads_it_once
     assert len(errors) == 1 and isinstance(errors[0], psycopg.OperationalError), errors
     with psycopg.connect(postgres.uri, autocommit=True) as conn:
         assert table_state(conn, pg_schema, GREEN_TABLE) == before
-        _load(tlc_base_url, conn, pg_schema)  # the retry
+        download_and_load(tlc_base_url, conn, pg_schema)  # the retry
         assert table_state(conn, pg_schema, GREEN_TABLE) == before
 
 
 def test_a_connection_killed_mid_copy_is_retried_by_airflow_and_loads_the_month_once(
     run_dag, postgres, pg_conn, pg_schema, tlc_base_url
 ):
-    _load(tlc_base_url, pg_conn, pg_schema)
+    download_and_load(tlc_base_url, pg_conn, pg_schema)
     one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
     _on_row(pg_conn, pg_schema, "PERFORM pg_terminate_backend(pg_backend_pid())")
 
@@ -123,17 +122,14 @@ def test_a_connection_killed_mid_copy_is_retried_by_airflow_and_loads_the_month_
 def test_two_loads_of_a_month_at_once_take_turns_and_leave_one_copy(
     postgres, pg_conn, pg_schema, tlc_base_url
 ):
-    _load(tlc_base_url, pg_conn, pg_schema)
+    download_and_load(tlc_base_url, pg_conn, pg_schema)
     one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
     _on_row(pg_conn, pg_schema, "PERFORM pg_sleep(5)")  # holds the first load in its transaction
 
-    def load_in_own_connection():
-        with psycopg.connect(postgres.uri) as conn:
-            _load(tlc_base_url, conn, pg_schema)
-
-    first, first_errors = _in_thread(load_in_own_connection)
+    load_october = functools.partial(_load_with_own_connection, postgres.uri, tlc_base_url, pg_schema)
+    first, first_errors = _in_thread(load_october)
     _wait_for(pg_conn, "wait_event = 'PgSleep'")
-    second, second_errors = _in_thread(load_in_own_connection)
+    second, second_errors = _in_thread(load_october)
     _wait_for(pg_conn, "wait_event_type = 'Lock' AND wait_event = 'advisory'")
     first.join()
     second.join()
@@ -143,16 +139,14 @@ def test_two_loads_of_a_month_at_once_take_turns_and_leave_one_copy(
 
 
 def test_a_load_of_another_month_does_not_wait_for_a_running_load(postgres, pg_conn, pg_schema, mirror):
-    _load(mirror.url, pg_conn, pg_schema)
+    download_and_load(mirror.url, pg_conn, pg_schema)
     _on_row(pg_conn, pg_schema, "PERFORM pg_sleep(30)")  # holds October's load in its transaction
     december = MonthRequest("green", Month(2020, 12))
     mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(as_december)))
 
-    def load_october():
-        with psycopg.connect(postgres.uri) as conn:
-            _load(mirror.url, conn, pg_schema)
-
-    october, errors = _in_thread(load_october)
+    october, errors = _in_thread(
+        functools.partial(_load_with_own_connection, postgres.uri, mirror.url, pg_schema)
+    )
     _wait_for(pg_conn, "wait_event = 'PgSleep'")
     with downloaded_month(mirror.url, december) as path:
         started = time.monotonic()
@@ -167,13 +161,10 @@ def test_a_load_of_another_month_does_not_wait_for_a_running_load(postgres, pg_c
 def test_two_exports_of_a_month_at_once_leave_what_one_export_leaves(
     tlc_base_url, gcs_hook, gcs_bucket, storage_client
 ):
-    def export():
-        with downloaded_month(tlc_base_url, OCTOBER) as path:
-            export_month_to_gcs(gcs_hook, path, OCTOBER, gcs_bucket)
-
-    export()
+    export_october = functools.partial(download_and_export, tlc_base_url, gcs_hook, gcs_bucket)
+    export_october()
     one_export = bucket_state(storage_client, gcs_bucket)
-    exports = [_in_thread(export) for _ in range(2)]
+    exports = [_in_thread(export_october) for _ in range(2)]
     for thread, errors in exports:
         thread.join()
         assert errors == []
@@ -203,9 +194,7 @@ class _ServiceDown:
         self._socket.close()
 
 
-def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written(
-    airflow_db, dag_env, tmp_path, tlc_base_url
-):
+def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written(run_dag, tmp_path):
     """The upload finds GCS down twice; then the stand-in comes back and the same try succeeds.
 
     Outages shorter than the Google client's retry deadline (120 s) are retried inside the try;
@@ -213,7 +202,6 @@ def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written
     """
     stack = Stack(tmp_path, gcs_port=free_port(), bigquery_port=free_port())
     down = _ServiceDown(stack.gcs_port)
-    env = {**os.environ, **dag_env, **google_cloud_env(stack.gcs_port, stack.bigquery_port)}
 
     def come_back_after_two_attempts():
         deadline = time.monotonic() + 120
@@ -224,12 +212,10 @@ def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written
 
     comeback, comeback_errors = _in_thread(come_back_after_two_attempts)
     try:
-        result = subprocess.run(
-            [AIRFLOW, "dags", "test", "taxi_api_to_gcs", "-c", '{"taxi": "green", "month": "2020-10"}'],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result = run_dag(
+            "taxi_api_to_gcs",
+            {"taxi": "green", "month": "2020-10"},
+            **google_cloud_env(stack.gcs_port, stack.bigquery_port),
         )
         comeback.join()
         written = [blob.name for blob in _storage_client(stack.gcs_port).list_blobs(LOCAL_BUCKET)]
@@ -261,8 +247,7 @@ def test_a_failed_bigquery_load_leaves_the_table_as_it_was(
 
     from include.bigquery import BigQuery, load_month, monthly_table
 
-    with downloaded_month(tlc_base_url, OCTOBER) as path:
-        export = export_month_to_gcs(gcs_hook, path, OCTOBER, gcs_bucket)
+    export = download_and_export(tlc_base_url, gcs_hook, gcs_bucket)
     bq = BigQuery(BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False), bq_dataset)
     uri = f"gs://{gcs_bucket}/{export.month_object}"
     load_month(bq, OCTOBER.schema, OCTOBER.month, uri, run_key="first")

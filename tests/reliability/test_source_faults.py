@@ -10,8 +10,14 @@ import logging
 import pytest
 
 from include.errors import SourceNotPublishedError, TransientDownloadError
-from include.ingest import downloaded_month, export_month_to_gcs, load_month_to_postgres
-from tests.reliability.conftest import GREEN_TABLE, OCTOBER, OCTOBER_PATH, bucket_state, table_state
+from tests.reliability.conftest import (
+    GREEN_TABLE,
+    OCTOBER_PATH,
+    bucket_state,
+    download_and_export,
+    download_and_load,
+    table_state,
+)
 from tests.reliability.fault_server import Fault, dropped_after, error, served
 from tests.samples import GREEN_2020_10
 
@@ -23,13 +29,11 @@ HTML_PAGE = b"<!DOCTYPE html>\n<html><body><h1>Sign in to continue</h1></body></
 
 
 def _load(mirror, conn, schema_name, **options):
-    with downloaded_month(mirror.url, OCTOBER, **{**QUICK_RETRIES, **options}) as path:
-        return load_month_to_postgres(conn, path, OCTOBER, schema_name)
+    return download_and_load(mirror.url, conn, schema_name, **{**QUICK_RETRIES, **options})
 
 
 def _export(mirror, hook, bucket, **options):
-    with downloaded_month(mirror.url, OCTOBER, **{**QUICK_RETRIES, **options}) as path:
-        return export_month_to_gcs(hook, path, OCTOBER, bucket)
+    return download_and_export(mirror.url, hook, bucket, **{**QUICK_RETRIES, **options})
 
 
 FAILURES = {
@@ -91,7 +95,7 @@ def test_a_failed_download_or_read_leaves_the_bucket_as_it_was(
     assert bucket_state(storage_client, gcs_bucket) == before
 
 
-def test_a_404_is_not_retried(mirror, tmp_path, pg_conn, pg_schema):
+def test_a_404_is_not_retried(mirror, pg_conn, pg_schema):
     mirror.script(OCTOBER_PATH, error(404))
     with pytest.raises(SourceNotPublishedError):
         _load(mirror, pg_conn, pg_schema, retries=4)
