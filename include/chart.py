@@ -131,7 +131,8 @@ class Canvas:
 def write_trips_per_day_chart(
     path: Path, title: str, trips: Mapping[date, int], first: date, last: date
 ) -> Path:
-    """Draw one bar per day from ``first`` to ``last`` and label every seventh; return ``path``.
+    """Draw one bar per day from ``first`` to ``last`` and label every seventh into ``path``
+    (its folder created if missing); return ``path``.
 
     What a learner checks at a glance: a missing or half-loaded week shows as a gap. Days outside
     the range (the stray pickups of the TLC files) are counted in the caption, not drawn.
@@ -154,5 +155,6 @@ def write_trips_per_day_chart(
         label = date.fromordinal(first.toordinal() + index).strftime("%m-%d")
         canvas.rectangle(margin + index * bar_width, top + plot_height, 2, 8, BLACK)
         canvas.text(margin + index * bar_width, top + plot_height + 14, label, scale=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(canvas.png())
     return path

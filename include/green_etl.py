@@ -98,7 +98,6 @@ def stage_month(path: Path, month: Month, hook: GCSHook, bucket: str, staging_pr
             rejects.write_csv(rejects_file)
             rejects_object = f"{staging_prefix}/rejects/{rejects_file.name}"
             gcs.upload(hook, bucket, {rejects_object: rejects_file}, "text/csv")
-            log.warning("%s", rejects.describe())
     log.info("green %s: %s", month, report.describe())
     return StagedMonth(
         str(month),
@@ -190,7 +189,6 @@ def publish_chart(
     """
     first, last = Month.parse(months[0]), Month.parse(months[-1])
     name = f"green_taxi_trips_per_day_{first}_{last}.png"
-    chart_dir.mkdir(parents=True, exist_ok=True)
     path = write_trips_per_day_chart(
         chart_dir / name,
         f"green trips per pickup day, {first} to {last}",

@@ -96,7 +96,14 @@ def load_month_to_postgres(
     rows = postgres.replace_month(conn, schema_name, table, request.schema, request.month, batches, rejects)
     log.info("%s: %s", path.name, report.describe())
     if rejects.rows:
-        log.warning("%s; see %s.%s", rejects.describe(), schema_name, postgres.rejects_table_name(table))
+        rejects_table = postgres.rejects_table_name(table)
+        log.warning(
+            "%d unreadable row(s) of %s kept in %s.%s",
+            len(rejects.rows),
+            path.name,
+            schema_name,
+            rejects_table,
+        )
     log.info("Loaded %d rows of %s into %s.%s", rows, request.month, schema_name, table)
     return LoadResult(
         request.taxi,
@@ -138,7 +145,6 @@ def write_month_chart(conn: psycopg.Connection, loaded: LoadResult, chart_dir: P
     month = Month.parse(loaded.month)
     pickup_column = schema_for(loaded.taxi).pickup_column
     trips = postgres.trips_per_day(conn, loaded.schema_name, loaded.table, pickup_column, month)
-    chart_dir.mkdir(parents=True, exist_ok=True)
     path = write_trips_per_day_chart(
         chart_dir / f"{loaded.table}_{month}_trips_per_day.png",
         f"{loaded.taxi} trips per pickup day, {month}",
@@ -166,11 +172,6 @@ class ParquetExport:
     outside_month: int
 
 
-def rejects_object_name(taxi: str, file_name: str) -> str:
-    """``{taxi}_rejects/{file}``: where the unreadable rows of one source file are kept, as CSV."""
-    return f"{taxi}_rejects/{file_name}"
-
-
 def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket: str) -> ParquetExport:
     """Write the cleaned month as one Parquet file and as daily partitions, replacing the month's objects.
 
@@ -184,6 +185,7 @@ def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket
     schema = request.schema
     file_name = f"{request.taxi}_tripdata_{request.month}.parquet"
     dataset_prefix = f"{request.taxi}_trips"
+    rejects_prefix = f"{request.taxi}_rejects"
     report, rejects = CleaningReport(), Rejects(path.name)
     with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
         month_file = Path(folder) / file_name
@@ -197,12 +199,15 @@ def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket
         daily = {p.object_name(dataset_prefix, "pickup_date", file_name): p.path for p in partitions}
         gcs.replace_objects(hook, bucket, dataset_prefix, file_name, daily)
         rejects_file = Path(folder) / f"{request.taxi}_tripdata_{request.month}.csv"
-        rejects.write_csv(rejects_file)
-        kept = {rejects_object_name(request.taxi, rejects_file.name): rejects_file} if rejects.rows else {}
-        gcs.replace_objects(hook, bucket, f"{request.taxi}_rejects", rejects_file.name, kept, "text/csv")
+        kept = {}
+        if rejects.rows:
+            rejects.write_csv(rejects_file)
+            kept = {f"{rejects_prefix}/{rejects_file.name}": rejects_file}
+        # With no rejects, an earlier run's rejects object of this month is deleted.
+        kept_uris = gcs.replace_objects(hook, bucket, rejects_prefix, rejects_file.name, kept, "text/csv")
     log.info("%s: %s", path.name, report.describe())
-    if rejects.rows:
-        log.warning("%s; see gs://%s/%s", rejects.describe(), bucket, *kept)
+    if kept_uris:
+        log.warning("%d unreadable row(s) of %s kept in %s", len(rejects.rows), path.name, *kept_uris)
     log.info(
         "Wrote %d rows to gs://%s/%s and %d daily partitions", rows, bucket, month_object, len(partitions)
     )
