@@ -166,7 +166,10 @@ class PostgresServer:
             "-tAc",
             sql,
         ]
-        return subprocess.run(_as_server_user(psql), capture_output=True, text=True, check=True).stdout
+        result = subprocess.run(_as_server_user(psql), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"psql on port {self.port} failed on {sql!r}: {result.stderr.strip()}")
+        return result.stdout
 
     def create_database(self, name: str) -> None:
         """Create database ``name`` (one of our own fixed or generated names) unless it exists."""
