@@ -54,7 +54,8 @@ def ours_postgres(params: dict[str, str]) -> Work:
     """What ``taxi_api_to_postgres.extract_load`` runs once the file is downloaded."""
     import psycopg
 
-    from include.ingest import MonthRequest, load_month_to_postgres
+    from include.flows.taxi_api_to_postgres import load_month_to_postgres
+    from include.sources import MonthRequest
 
     request = MonthRequest(TAXI, MONTH)
 

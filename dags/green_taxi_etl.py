@@ -76,10 +76,9 @@ def green_taxi_etl():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include.download import DEFAULT_TLC_BASE_URL
-        from include.green_etl import stage_month
-        from include.ingest import MonthRequest, downloaded_month
+        from include.flows.green_taxi_etl import stage_month
         from include.months import Month
+        from include.sources import DEFAULT_TLC_BASE_URL, MonthRequest, downloaded_month
 
         request = MonthRequest("green", Month.parse(month))
         base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
@@ -94,11 +93,12 @@ def green_taxi_etl():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include import gcs, green_etl
+        from include import gcs
+        from include.flows import green_taxi_etl
 
         objects = [month["staging_object"] for month in staged]
         with gcs.downloaded(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects) as paths:
-            green_etl.assert_invariants(paths)
+            green_taxi_etl.assert_invariants(paths)
 
     @task
     def load_postgres(staged: list[dict]) -> int:
@@ -106,7 +106,8 @@ def green_taxi_etl():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include import gcs, green_etl
+        from include import gcs
+        from include.flows import green_taxi_etl
         from include.postgres import DEFAULT_SCHEMA
 
         objects = [month["staging_object"] for month in staged]
@@ -114,14 +115,16 @@ def green_taxi_etl():
             gcs.downloaded(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects) as paths,
             PostgresHook(POSTGRES_CONN_ID).get_conn() as conn,
         ):
-            return green_etl.load_postgres(conn, Variable.get("pg_schema", default=DEFAULT_SCHEMA), paths)
+            return green_taxi_etl.load_postgres(
+                conn, Variable.get("pg_schema", default=DEFAULT_SCHEMA), paths
+            )
 
     @task(map_index_template="{{ staged['month'] }}")
     def write_partitions(staged: dict) -> int:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include.green_etl import StagedMonth, publish_month
+        from include.flows.green_taxi_etl import StagedMonth, publish_month
 
         return publish_month(StagedMonth(**staged), GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
 
@@ -134,7 +137,7 @@ def green_taxi_etl():
         from airflow.sdk import Variable
 
         from include.chart import DEFAULT_CHART_DIR
-        from include.green_etl import StagedMonth, publish_chart, summary
+        from include.flows.green_taxi_etl import StagedMonth, publish_chart, summary
         from include.postgres import DEFAULT_SCHEMA
 
         months = [StagedMonth(**month) for month in staged]

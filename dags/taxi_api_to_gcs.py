@@ -42,8 +42,8 @@ def taxi_api_to_gcs():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include.download import DEFAULT_TLC_BASE_URL
-        from include.ingest import MonthRequest, downloaded_month, export_month_to_gcs
+        from include.flows.taxi_api_to_gcs import export_month_to_gcs
+        from include.sources import DEFAULT_TLC_BASE_URL, MonthRequest, downloaded_month
 
         request = MonthRequest.from_run(params, data_interval_start, dag_run.run_after.date())
         base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)

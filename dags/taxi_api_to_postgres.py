@@ -46,9 +46,9 @@ def taxi_api_to_postgres():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include.download import DEFAULT_TLC_BASE_URL
-        from include.ingest import MonthRequest, downloaded_month, load_month_to_postgres
+        from include.flows.taxi_api_to_postgres import load_month_to_postgres
         from include.postgres import DEFAULT_SCHEMA, checked_identifier
+        from include.sources import DEFAULT_TLC_BASE_URL, MonthRequest, downloaded_month
 
         # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
         request = MonthRequest.from_run(params, data_interval_start, dag_run.run_after.date())
@@ -67,7 +67,7 @@ def taxi_api_to_postgres():
         from airflow.sdk import Variable
 
         from include.chart import DEFAULT_CHART_DIR
-        from include.ingest import LoadResult, verify_loaded_month, write_month_chart
+        from include.flows.taxi_api_to_postgres import LoadResult, verify_loaded_month, write_month_chart
 
         result = LoadResult(**loaded)
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:

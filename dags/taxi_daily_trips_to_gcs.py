@@ -48,7 +48,7 @@ def taxi_daily_trips_to_gcs():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include.ingest import export_day_to_gcs
+        from include.flows.taxi_daily_trips_to_gcs import export_day_to_gcs
         from include.months import resolve_day
         from include.postgres import DEFAULT_SCHEMA
         from include.schema import schema_for

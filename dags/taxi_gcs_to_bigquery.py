@@ -70,9 +70,8 @@ def taxi_gcs_to_bigquery():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include.bigquery import load_zone_lookup
-        from include.download import DEFAULT_TLC_BASE_URL
-        from include.ingest import publish_zone_lookup
+        from include.flows.taxi_gcs_to_bigquery import load_zone_lookup, publish_zone_lookup
+        from include.sources import DEFAULT_TLC_BASE_URL
 
         base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
         uri = publish_zone_lookup(base_url, GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
@@ -84,7 +83,7 @@ def taxi_gcs_to_bigquery():
 
         from airflow.sdk import Variable
 
-        from include.bigquery import load_month
+        from include.flows.taxi_gcs_to_bigquery import load_month
         from include.months import Month
         from include.schema import schema_for
 
@@ -95,7 +94,7 @@ def taxi_gcs_to_bigquery():
 
     @task
     def refresh_daily_summary(loaded: list[dict]) -> None:
-        from include.bigquery import refresh_daily_summary
+        from include.flows.taxi_gcs_to_bigquery import refresh_daily_summary
         from include.schema import schema_for
 
         bq = _bigquery()

@@ -15,23 +15,11 @@ from pathlib import Path
 import requests
 
 from include.errors import DownloadError, SourceNotPublishedError, TransientDownloadError
-from include.months import Month
 from include.progress import Progress
-from include.schema import schema_for
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TLC_BASE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 CHUNK_BYTES = 1 << 20
-
-
-def tlc_file_name(taxi: str, month: Month) -> str:
-    return f"{schema_for(taxi).colour}_tripdata_{month}.csv.gz"
-
-
-def tlc_url(base_url: str, taxi: str, month: Month) -> str:
-    """The mirror's layout: ``{base}/{taxi}/{taxi}_tripdata_{YYYY-MM}.csv.gz``."""
-    return f"{base_url.rstrip('/')}/{taxi}/{tlc_file_name(taxi, month)}"
 
 
 def download(

@@ -31,10 +31,9 @@ from psycopg import sql
 
 from include.extract import Rejects
 from include.months import Month
-from include.schema import TaxiSchema
+from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema
 
 DEFAULT_SCHEMA = "ny_taxi"
-SOURCE_MONTH_COLUMN = "source_month"
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -360,13 +359,3 @@ def trips_per_day(
     with conn.cursor() as cursor:
         cursor.execute(query, (month.first_day,) if month else ())
         return {day: count for day, count in cursor.fetchall() if day is not None}
-
-
-def month_row_counts(conn: psycopg.Connection, schema_name: str, table: str) -> dict[date, int]:
-    """Rows per ``source_month``: what a backfill or a rerun is judged by."""
-    query = sql.SQL("SELECT {m}, count(*) FROM {t} GROUP BY {m} ORDER BY {m}").format(
-        m=sql.Identifier(SOURCE_MONTH_COLUMN), t=_table(schema_name, table)
-    )
-    with conn.cursor() as cursor:
-        cursor.execute(query)
-        return dict(cursor.fetchall())

@@ -17,6 +17,9 @@ import pyarrow as pa
 TaxiColour = Literal["yellow", "green"]
 TAXI_COLOURS: tuple[TaxiColour, ...] = ("yellow", "green")
 
+# Every row loaded carries the month of the file it came from, so a rerun replaces exactly that file.
+SOURCE_MONTH_COLUMN = "source_month"
+
 # The TLC publishes four columns in CamelCase; everything downstream of the raw files uses snake_case.
 SNAKE_CASE_RENAMES: dict[str, str] = {
     "VendorID": "vendor_id",

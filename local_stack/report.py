@@ -6,10 +6,23 @@ Run after a demo: ``python -m local_stack report``. It goes only through ``postg
 
 from __future__ import annotations
 
+from datetime import date
+
+import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import Variable
+from psycopg import sql
 
-from include.postgres import DEFAULT_SCHEMA, SOURCE_MONTH_COLUMN, month_row_counts
+from include.postgres import DEFAULT_SCHEMA
+from include.schema import SOURCE_MONTH_COLUMN
+
+
+def month_row_counts(conn: psycopg.Connection, schema_name: str, table: str) -> dict[date, int]:
+    """Rows per ``source_month`` of a table: what a load, a rerun or a backfill is judged by."""
+    query = sql.SQL("SELECT {m}, count(*) FROM {t} GROUP BY {m} ORDER BY {m}").format(
+        m=sql.Identifier(SOURCE_MONTH_COLUMN), t=sql.Identifier(schema_name, table)
+    )
+    return dict(conn.execute(query).fetchall())
 
 
 def postgres_report() -> list[str]:
@@ -58,7 +71,8 @@ def bigquery_report() -> list[str]:
 
     bq = BigQuery(BigQueryHook("google_cloud_default"), Variable.get("bq_dataset", default=DEFAULT_DATASET))
     lines = [f"BigQuery {bq.project}.{bq.dataset}:"]
-    for table in sorted(t.table_id for t in bq.client.list_tables(bq.dataset)):
+    client = bq.hook.get_client(project_id=bq.project, location=bq.location)
+    for table in sorted(t.table_id for t in client.list_tables(bq.dataset)):
         lines.append(f"  {bq.dataset}.{table:<26} {bq.count(table):>9,} rows")
     return lines
 

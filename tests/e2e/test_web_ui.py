@@ -22,8 +22,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from include.postgres import month_row_counts, monthly_table_name
+from include.postgres import monthly_table_name
 from local_stack.airflow_ui import USERNAME, AirflowUI
+from local_stack.report import month_row_counts
 from tests.dags.test_dag_integrity import EXPECTED_DAGS
 from tests.samples import GREEN_2020_10, read_with_pandas
 

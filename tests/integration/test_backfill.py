@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from include.postgres import month_row_counts
+from local_stack.report import month_row_counts
 from local_stack.tlc_server import serve_in_thread
 from tests.samples import YELLOW_2021_01, read_with_pandas, two_month_mirror
 

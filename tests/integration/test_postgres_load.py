@@ -1,4 +1,4 @@
-"""``include.postgres`` and ``include.ingest`` against the real local Postgres."""
+"""``include.postgres`` and ``include.flows.taxi_api_to_postgres`` against the real local Postgres."""
 
 import threading
 
@@ -7,10 +7,12 @@ import psycopg
 import pytest
 
 from include.extract import iter_batches
-from include.ingest import LoadResult, MonthRequest, load_month_to_postgres, verify_loaded_month
+from include.flows.taxi_api_to_postgres import LoadResult, load_month_to_postgres, verify_loaded_month
 from include.months import Month
-from include.postgres import MonthCheck, check_month, checked_identifier, month_row_counts, replace_month
+from include.postgres import MonthCheck, check_month, checked_identifier, replace_month
 from include.schema import schema_for
+from include.sources import MonthRequest
+from local_stack.report import month_row_counts
 from tests.samples import YELLOW_2021_01, read_with_pandas
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from include.postgres import month_row_counts
+from local_stack.report import month_row_counts
 from tests.samples import GREEN_2020_10, YELLOW_2021_01, read_with_pandas
 
 pytestmark = pytest.mark.integration

@@ -14,15 +14,10 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from include.ingest import (
-    LoadResult,
-    MonthRequest,
-    ParquetExport,
-    downloaded_month,
-    export_month_to_gcs,
-    load_month_to_postgres,
-)
+from include.flows.taxi_api_to_gcs import ParquetExport, export_month_to_gcs
+from include.flows.taxi_api_to_postgres import LoadResult, load_month_to_postgres
 from include.months import Month
+from include.sources import MonthRequest, downloaded_month
 from local_stack.tlc_server import SAMPLES
 from tests.reliability.fault_server import FaultyMirror, faulty_mirror
 from tests.samples import GREEN_2020_10

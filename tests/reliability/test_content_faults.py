@@ -14,8 +14,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from include.ingest import MonthRequest, verify_loaded_month
+from include.flows.taxi_api_to_postgres import verify_loaded_month
 from include.months import Month
+from include.sources import MonthRequest
 from tests.reliability.conftest import (
     GREEN_TABLE,
     OCTOBER_PATH,

@@ -17,8 +17,9 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from include.ingest import MonthRequest, downloaded_month, load_month_to_postgres
+from include.flows.taxi_api_to_postgres import load_month_to_postgres
 from include.months import Month
+from include.sources import MonthRequest, downloaded_month
 from local_stack.stack import LOCAL_BUCKET, LOCAL_PROJECT, Stack, free_port, google_cloud_env
 from tests.reliability.conftest import (
     GREEN_TABLE,
@@ -245,7 +246,8 @@ def test_a_failed_bigquery_load_leaves_the_table_as_it_was(
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.api_core.exceptions import GoogleAPICallError
 
-    from include.bigquery import BigQuery, load_month, monthly_table
+    from include.bigquery import BigQuery
+    from include.flows.taxi_gcs_to_bigquery import load_month, monthly_table
 
     export = download_and_export(tlc_base_url, gcs_hook, gcs_bucket)
     bq = BigQuery(BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False), bq_dataset)

@@ -4,9 +4,10 @@ from typing import ClassVar
 
 import pytest
 
-from include.download import download, tlc_url
+from include.download import download
 from include.errors import DownloadError, SourceNotPublishedError, TransientDownloadError
 from include.months import Month
+from include.sources import tlc_url
 from tests.samples import YELLOW_2021_01
 
 

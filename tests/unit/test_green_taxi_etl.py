@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from include.extract import iter_batches
-from include.green_etl import (
+from include.flows.green_taxi_etl import (
     OUTPUT_SCHEMA,
     DataQualityError,
     assert_invariants,
