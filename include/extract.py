@@ -1,21 +1,31 @@
-"""Read a TLC CSV file as Arrow record batches with the colour's explicit schema.
+"""Read a TLC file, CSV (the course's mirror) or Parquet (the TLC), as Arrow record batches with
+the family's declared schema.
 
-The file is parsed block by block, so memory stays bounded by the block size whatever the month's
-size. Types come from ``include.schema``, never from inference, so a month whose ``ehail_fee`` is
-empty reads with the same types as a month where it is filled.
+Both formats are read in bounded memory: CSV block by block, Parquet row group by row group.
+Types come from ``include.schema``, never from the file: a CSV column is parsed as its declared
+type, a Parquet column cast to it (the TLC stores zone ids as ``int32``, flags as
+``large_string``), so every month of a family comes out identical whatever the source.
 
-Files that are not what they claim to be (empty, not gzip, truncated, missing a column) fail at
-once with the file's name. Rows that cannot be read are not dropped silently: with a ``Rejects``
-collector, a row with a value that does not parse as its column's type, or with the wrong number
-of fields, is set aside with its line number and the reason, and the rest of the file is read.
-More than ``MAX_REJECTED_FRACTION`` of such rows means the file itself is wrong (a shifted
-column, a new layout), so the read fails at the end of the stream, before a loader commits.
+Columns are matched by name ignoring case and a leading byte-order mark, and by the older
+spellings the schema lists; every match that needed that is reported. A declared column the file
+does not have (a column the TLC added later) comes out as nulls and is reported; a column the
+file has and the schema does not declare is reported and left out. Only a missing pickup time
+fails the file.
+
+Files that are not what they claim to be (empty, not gzip or Parquet, truncated, a column whose
+values do not convert) fail at once with the file's name. CSV rows that cannot be read are not
+dropped silently: with a ``Rejects`` collector, a row with a value that does not parse as its
+column's type, or with the wrong number of fields, is set aside with its line number and the
+reason, and the rest of the file is read. More than ``MAX_REJECTED_FRACTION`` of such rows means
+the file itself is wrong (a shifted column, a new layout), so the read fails at the end of the
+stream, before a loader commits.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +35,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
+from include.errors import InvalidFileError
 from include.progress import EVERY_SECONDS, Progress
 from include.schema import TaxiSchema
 
@@ -37,6 +49,10 @@ log = logging.getLogger(__name__)
 BLOCK_BYTES = 512 << 10
 MAX_REJECTED_FRACTION = 0.01
 _GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_BYTE_ORDER_MARK = "\ufeff"
+# Rows per Parquet batch: small enough to keep memory flat, large enough to keep Arrow efficient.
+PARQUET_BATCH_ROWS = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,7 @@ class Rejects:
         total = rows_read + len(self.rows)
         if total and len(self.rows) / total > self.max_fraction:
             first = self.in_line_order()[0]
-            raise ValueError(
+            raise InvalidFileError(
                 f"{self.file_name}: {len(self.rows)} of {total} rows could not be read, more than the "
                 f"{self.max_fraction:.0%} allowed; first at line {first.line}: {first.reason}"
             )
@@ -87,45 +103,90 @@ class Rejects:
 
 
 def check_file(path: Path) -> None:
-    """Fail naming the file when it is empty or, for ``.gz``, not gzip (e.g. an HTML error page)."""
+    """Fail naming the file when it is empty, or not the gzip or Parquet data its name says."""
     with path.open("rb") as source:
         head = source.read(64)
     if not head:
-        raise ValueError(f"{path.name} is empty (0 bytes)")
-    if path.suffix == ".gz" and not head.startswith(_GZIP_MAGIC):
-        looks_like = "an HTML page" if head.lstrip().startswith(b"<") else "not gzip data"
-        raise ValueError(
-            f"{path.name} is not gzip-compressed: it starts with {head[:40]!r}, {looks_like}; "
+        raise InvalidFileError(f"{path.name} is empty (0 bytes)")
+    expected = {".gz": (_GZIP_MAGIC, "gzip-compressed"), ".parquet": (_PARQUET_MAGIC, "a Parquet file")}
+    magic, what = expected.get(path.suffix, (b"", ""))
+    if not head.startswith(magic):
+        looks_like = "an HTML page" if head.lstrip().startswith(b"<") else f"not {what.split()[-1]} data"
+        raise InvalidFileError(
+            f"{path.name} is not {what}: it starts with {head[:40]!r}, {looks_like}; "
             "the server sent something other than the TLC file"
         )
 
 
 def read_header(path: Path) -> list[str]:
-    """The column names on the first line of a plain or gzip-compressed CSV file."""
+    """The column names on the first line of a plain or gzip-compressed CSV file, without a BOM."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", newline="") as source:
             line = source.readline().rstrip("\r\n")
     except (OSError, EOFError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path.name}: cannot read the header line: {error}") from error
-    if not line:
-        raise ValueError(f"{path.name} has no header line")
-    return [name.strip().strip('"') for name in line.split(",")]
+        raise InvalidFileError(f"{path.name}: cannot read the header line: {error}") from error
+    if not line.removeprefix(_BYTE_ORDER_MARK):
+        raise InvalidFileError(f"{path.name} has no header line")
+    [names] = csv.reader(io.StringIO(line.removeprefix(_BYTE_ORDER_MARK)))
+    return [name.strip() for name in names]
 
 
-def check_header(path: Path, schema: TaxiSchema) -> None:
-    """Fail naming the file and the columns when a declared column is absent; warn on extra ones.
+@dataclass(frozen=True)
+class ColumnMatch:
+    """How a file's columns map to the declared ones."""
 
-    Extra columns (the TLC added ``airport_fee`` to later yellow files) are not part of the declared
-    schema, so they are left out of every destination rather than changing its shape.
-    """
-    header = read_header(path)
-    missing = [name for name in schema.source_names if name not in header]
-    if missing:
-        raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}; header is {header}")
-    extra = [name for name in header if name not in schema.source_names]
-    if extra:
-        log.warning("%s: ignoring column(s) not in the %s schema: %s", path.name, schema.colour, extra)
+    file_name: str
+    header: list[str]
+    # Declared name -> the file's column, for every declared column the file has.
+    matched: dict[str, str]
+    # Declared columns the file lacks (they load as nulls), and file columns not declared (left out).
+    missing: list[str]
+    extra: list[str]
+    # (the file's spelling, the declared column) where case or an older spelling had to be matched.
+    respelled: list[tuple[str, str]]
+
+    def report(self) -> None:
+        if self.respelled:
+            pairs = ", ".join(f"{found} → {name}" for found, name in self.respelled)
+            log.info("%s: matched column(s) by case or an older spelling: %s", self.file_name, pairs)
+        if self.missing:
+            # Usual for older months (the TLC added columns over the years), so not a warning.
+            log.info("%s: no column(s) %s in the file; they load as nulls", self.file_name, self.missing)
+        if self.extra:
+            log.warning("%s: ignoring column(s) not in the declared schema: %s", self.file_name, self.extra)
+
+
+def match_columns(file_name: str, header: list[str], schema: TaxiSchema) -> ColumnMatch:
+    """Match a file's column names to the schema's, ignoring case; fail if a required one is absent."""
+    by_folded = {name.removeprefix(_BYTE_ORDER_MARK).strip().casefold(): name for name in header}
+    matched, missing, respelled = {}, [], []
+    for column in schema.columns:
+        found = next(
+            (by_folded[s.casefold()] for s in column.source_names if s.casefold() in by_folded), None
+        )
+        if found is None:
+            missing.append(column.name)
+            continue
+        matched[column.name] = found
+        if found not in column.source_names:
+            respelled.append((found, column.name))
+    absent = [c.source_name for c in schema.columns if c.required and c.name in missing]
+    if absent:
+        raise InvalidFileError(f"{file_name}: missing column(s) {', '.join(absent)}; header is {header}")
+    extra = [name for name in header if name not in matched.values()]
+    return ColumnMatch(file_name, list(header), matched, missing, extra, respelled)
+
+
+def _conformed(batch: pa.RecordBatch, match: ColumnMatch, schema: TaxiSchema) -> pa.RecordBatch:
+    """The batch with the declared columns in order, snake_case names, and nulls for missing ones."""
+    arrays = [
+        batch.column(match.matched[field.name])
+        if field.name in match.matched
+        else pa.nulls(batch.num_rows, field.type)
+        for field in schema.arrow_schema
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow_schema)
 
 
 def iter_batches(
@@ -137,33 +198,37 @@ def iter_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the file's rows as record batches with exactly the schema's columns, types and order.
 
-    Without ``rejects``, the first unreadable value fails the read with the file name, the column
-    and the row in the message (pyarrow's ``ArrowInvalid`` is a ``ValueError``). With it, such rows
-    are set aside into ``rejects`` and the read goes on; ``Rejects.check`` runs at the end. The
-    batches are read as fast as the caller takes them, so the progress lines (rows, rate, time
-    left) measure the whole load.
+    ``.parquet`` files are read as Parquet, anything else as CSV (gzip-compressed for ``.gz``).
+    For CSV without ``rejects``, the first unreadable value fails the read with the file name,
+    the column and the row in the message. With it, such rows are set aside into ``rejects`` and
+    the read goes on; ``Rejects.check`` runs at the end. The batches are read as fast as the
+    caller takes them, so the progress lines (rows, rate, time left) measure the whole load.
     """
     check_file(path)
-    check_header(path, schema)
     progress = Progress(f"Reading {path.name}", path.stat().st_size, progress_every_seconds)
+    if path.suffix == ".parquet":
+        yield from _parquet_batches(path, schema, progress)
+        return
+    match = match_columns(path.name, read_header(path), schema)
+    match.report()
     rows = 0
     try:
         with pa.OSFile(str(path)) as raw:
-            for batch in _typed_batches(raw, path.suffix == ".gz", schema, block_bytes):
+            for batch in _typed_batches(raw, path.suffix == ".gz", match, schema, block_bytes):
                 rows += batch.num_rows
                 progress.update(raw.tell(), rows)
-                yield batch
+                yield _conformed(batch, match, schema)
     except pa.ArrowInvalid as error:
         if rejects is None:
-            raise ValueError(f"{path.name}: {error}") from error
+            raise InvalidFileError(f"{path.name}: {error}") from error
         # The fast typed reader stops at the first bad row; the rest is read as text and checked
         # value by value, which is slower but only ever runs for such files.
         log.warning("%s: %s; setting unreadable rows aside from here on", path.name, error)
-        for batch in _checked_batches(path, schema, block_bytes, rows, rejects):
+        for batch in _checked_batches(path, match, schema, block_bytes, rows, rejects):
             rows += batch.num_rows
             yield batch
     except OSError as error:
-        raise ValueError(f"{path.name} is truncated or corrupt: {error}") from error
+        raise InvalidFileError(f"{path.name} is truncated or corrupt: {error}") from error
     progress.finish(path.stat().st_size, rows)
     if rejects is not None:
         if rejects.rows:
@@ -171,22 +236,60 @@ def iter_batches(
         rejects.check(rows)
 
 
+def _parquet_batches(path: Path, schema: TaxiSchema, progress: Progress) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's row groups as batches, each column cast to its declared type."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InvalidFileError(f"{path.name} is truncated or corrupt: {error}") from error
+    match = match_columns(path.name, parquet.schema_arrow.names, schema)
+    match.report()
+    declared = {field.name: field.type for field in schema.arrow_schema}
+    total, rows = parquet.metadata.num_rows, 0
+    try:
+        for batch in parquet.iter_batches(
+            batch_size=PARQUET_BATCH_ROWS, columns=list(match.matched.values())
+        ):
+            columns = {}
+            for name, found in match.matched.items():
+                values = batch.column(found)
+                try:
+                    columns[found] = values.cast(declared[name])
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                    raise InvalidFileError(
+                        f"{path.name}: column {found} holds {values.type} values that do not convert "
+                        f"to the declared {declared[name]}: {error}"
+                    ) from error
+            rows += batch.num_rows
+            progress.update(int(path.stat().st_size * rows / max(total, 1)), rows)
+            yield _conformed(pa.RecordBatch.from_pydict(columns), match, schema)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InvalidFileError(f"{path.name} is truncated or corrupt: {error}") from error
+    progress.finish(path.stat().st_size, rows)
+
+
+def _csv_read_options(match: ColumnMatch, **options) -> pacsv.ReadOptions:
+    """The header is read by ``read_header``: Arrow gets clean names, without a byte-order mark."""
+    return pacsv.ReadOptions(column_names=match.header, skip_rows=1, **options)
+
+
 def _typed_batches(
-    raw: pa.NativeFile, gzipped: bool, schema: TaxiSchema, block_bytes: int
+    raw: pa.NativeFile, gzipped: bool, match: ColumnMatch, schema: TaxiSchema, block_bytes: int
 ) -> pacsv.CSVStreamingReader:
+    declared = {field.name: field.type for field in schema.arrow_schema}
     return pacsv.open_csv(
         pa.CompressedInputStream(raw, "gzip") if gzipped else raw,
-        read_options=pacsv.ReadOptions(block_size=block_bytes),
+        read_options=_csv_read_options(match, block_size=block_bytes),
         convert_options=pacsv.ConvertOptions(
-            column_types=schema.arrow_schema,
-            include_columns=schema.source_names,
+            column_types={found: declared[name] for name, found in match.matched.items()},
+            include_columns=list(match.matched.values()),
             strings_can_be_null=True,
         ),
     )
 
 
 def _checked_batches(
-    path: Path, schema: TaxiSchema, block_bytes: int, skip_rows: int, rejects: Rejects
+    path: Path, match: ColumnMatch, schema: TaxiSchema, block_bytes: int, skip_rows: int, rejects: Rejects
 ) -> Iterator[pa.RecordBatch]:
     """Read the file as text from row ``skip_rows`` on, setting aside rows that do not convert."""
     malformed_lines: list[int] = []
@@ -200,11 +303,11 @@ def _checked_batches(
     reader = pacsv.open_csv(
         path,
         # Single-threaded, so each malformed row comes with its line number.
-        read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
+        read_options=_csv_read_options(match, block_size=block_bytes, use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=set_aside),
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(schema.source_names, pa.string()),
-            include_columns=schema.source_names,
+            column_types=dict.fromkeys(match.matched.values(), pa.string()),
+            include_columns=list(match.matched.values()),
             strings_can_be_null=True,
         ),
     )
@@ -214,7 +317,8 @@ def _checked_batches(
         if end > skip_rows:
             text = text.slice(max(skip_rows - start, 0))
             first = max(start, skip_rows)
-            yield _converted(text, schema, _line_numbers(first, text.num_rows, malformed_lines), rejects)
+            lines = _line_numbers(first, text.num_rows, malformed_lines)
+            yield _converted(text, match, schema, lines, rejects)
         start = end
 
 
@@ -227,14 +331,17 @@ def _line_numbers(first_row: int, count: int, malformed_lines: list[int]) -> np.
 
 
 def _converted(
-    text: pa.RecordBatch, schema: TaxiSchema, lines: np.ndarray, rejects: Rejects
+    text: pa.RecordBatch, match: ColumnMatch, schema: TaxiSchema, lines: np.ndarray, rejects: Rejects
 ) -> pa.RecordBatch:
     """Convert a batch of text columns to the schema's types, setting aside rows that do not convert."""
     readable = np.ones(text.num_rows, dtype=bool)
     reasons: dict[int, list[str]] = {}
     columns = []
     for target in schema.arrow_schema:
-        values = text.column(target.name)
+        if target.name not in match.matched:
+            columns.append(pa.nulls(text.num_rows, target.type))
+            continue
+        values = text.column(match.matched[target.name])
         try:
             columns.append(pc.cast(values, target.type))
             continue

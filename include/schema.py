@@ -1,149 +1,192 @@
-"""The explicit schema of each TLC taxi colour: the single source of truth for every destination.
+"""The declared schema of each TLC file family: the single source of truth for every destination.
 
-Type inference on a CSV is decided by whatever rows a file happens to contain: an all-empty
-``ehail_fee`` becomes ``null`` in one month and ``double`` in the next, and the Parquet files of the
-two months then no longer load into the same BigQuery table. Declaring every column once here, and
-deriving the Arrow, Postgres and BigQuery types from that one list, keeps every month of a colour
-identical wherever it lands.
+Type inference is decided by whatever rows a file happens to contain: an all-empty ``ehail_fee``
+reads as ``null`` one month and ``double`` the next, and the TLC's own Parquet stores zone ids as
+``int32`` and passenger counts as ``int64`` or ``double`` depending on the year. Declaring every
+column once here, with one type, and deriving the Arrow, Postgres and BigQuery types from that
+list keeps every month of a family identical wherever it lands, whatever the source's format.
+
+A family's columns grew over the years (``congestion_surcharge`` in 2019, ``airport_fee`` in
+2022, ``cbd_congestion_fee`` in 2025; FHV's header changed case in 2020). The declared schema is
+the union of every era: a file matches a column by any of its TLC spellings, ignoring case, and
+a column a file does not have loads as nulls, so months of every era share one table. Only the
+pickup time is required, since it places a trip in its month and day.
+
+Every name downstream of the raw files is snake_case: ``VendorID`` becomes ``vendor_id``,
+``PULocationID`` becomes ``pu_location_id``; the trip-time columns keep the TLC's names
+(``tpep_pickup_datetime``), as the course uses them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
+from include.errors import InvalidParamsError
 
-TaxiColour = Literal["yellow", "green"]
-TAXI_COLOURS: tuple[TaxiColour, ...] = ("yellow", "green")
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Taxi = Literal["yellow", "green", "fhv"]
+TAXIS: tuple[Taxi, ...] = ("yellow", "green", "fhv")
 
 # Every row loaded carries the month of the file it came from, so a rerun replaces exactly that file.
 SOURCE_MONTH_COLUMN = "source_month"
 
-# The TLC publishes four columns in CamelCase; everything downstream of the raw files uses snake_case.
-SNAKE_CASE_RENAMES: dict[str, str] = {
-    "VendorID": "vendor_id",
-    "RatecodeID": "ratecode_id",
-    "PULocationID": "pu_location_id",
-    "DOLocationID": "do_location_id",
-}
-
 # Logical types, each one Arrow type; Postgres and BigQuery types derive from the Arrow schema.
 ColumnKind = Literal["int", "float", "timestamp", "text"]
 
-_ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
-    "int": pa.int64(),  # Arrow integers are nullable, unlike numpy's: no silent cast to float.
-    "float": pa.float64(),
-    "timestamp": pa.timestamp("us"),  # microseconds: the unit BigQuery and Postgres both store.
-    "text": pa.string(),
-}
+
+def _arrow_type(kind: ColumnKind) -> pa.DataType:
+    import pyarrow as pa  # here, not at the top: DAG files import this module to list the families
+
+    return {
+        "int": pa.int64(),  # Arrow integers are nullable, unlike numpy's: no silent cast to float.
+        "float": pa.float64(),
+        # Microseconds, without a time zone: the TLC's times are New York wall-clock times.
+        "timestamp": pa.timestamp("us"),
+        "text": pa.string(),
+    }[kind]
 
 
 @dataclass(frozen=True)
 class Column:
-    """One source column: its name in the TLC file and its logical type."""
+    """One declared column: its snake_case name, its type, and how the TLC files spell it."""
 
-    source_name: str
+    name: str
     kind: ColumnKind
+    # Spellings in the TLC files, matched ignoring case; the first is the current one.
+    source_names: tuple[str, ...] = ()
+    required: bool = False
 
-    @property
-    def name(self) -> str:
-        """The snake_case name used in Postgres and BigQuery."""
-        return SNAKE_CASE_RENAMES.get(self.source_name, self.source_name)
+    def __post_init__(self) -> None:
+        if not self.source_names:
+            object.__setattr__(self, "source_names", (self.name,))
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return _ARROW_TYPES[self.kind]
+        return _arrow_type(self.kind)
+
+    @property
+    def source_name(self) -> str:
+        """The current TLC spelling, as in the files the course uses."""
+        return self.source_names[0]
 
 
-# In the order of the TLC files' headers.
+def _money(*names: str) -> tuple[Column, ...]:
+    return tuple(Column(name, "float") for name in names)
+
+
+# In the order of the TLC files' current headers; later additions at the end.
 YELLOW_COLUMNS: tuple[Column, ...] = (
-    Column("VendorID", "int"),
-    Column("tpep_pickup_datetime", "timestamp"),
-    Column("tpep_dropoff_datetime", "timestamp"),
+    Column("vendor_id", "int", ("VendorID",)),
+    Column(
+        "tpep_pickup_datetime",
+        "timestamp",
+        ("tpep_pickup_datetime", "Trip_Pickup_DateTime", "pickup_datetime"),
+        required=True,
+    ),
+    Column(
+        "tpep_dropoff_datetime",
+        "timestamp",
+        ("tpep_dropoff_datetime", "Trip_Dropoff_DateTime", "dropoff_datetime"),
+    ),
     Column("passenger_count", "int"),
     Column("trip_distance", "float"),
-    Column("RatecodeID", "int"),
-    Column("store_and_fwd_flag", "text"),
-    Column("PULocationID", "int"),
-    Column("DOLocationID", "int"),
+    Column("ratecode_id", "int", ("RatecodeID", "Rate_Code")),
+    Column("store_and_fwd_flag", "text", ("store_and_fwd_flag", "store_and_forward")),
+    Column("pu_location_id", "int", ("PULocationID",)),
+    Column("do_location_id", "int", ("DOLocationID",)),
     Column("payment_type", "int"),
-    Column("fare_amount", "float"),
-    Column("extra", "float"),
+    Column("fare_amount", "float", ("fare_amount", "Fare_Amt")),
+    Column("extra", "float", ("extra", "surcharge")),
     Column("mta_tax", "float"),
-    Column("tip_amount", "float"),
-    Column("tolls_amount", "float"),
-    Column("improvement_surcharge", "float"),
-    Column("total_amount", "float"),
-    Column("congestion_surcharge", "float"),
+    Column("tip_amount", "float", ("tip_amount", "Tip_Amt")),
+    Column("tolls_amount", "float", ("tolls_amount", "Tolls_Amt")),
+    *_money("improvement_surcharge"),
+    Column("total_amount", "float", ("total_amount", "Total_Amt")),
+    *_money("congestion_surcharge", "airport_fee", "cbd_congestion_fee"),
 )
 
 GREEN_COLUMNS: tuple[Column, ...] = (
-    Column("VendorID", "int"),
-    Column("lpep_pickup_datetime", "timestamp"),
+    Column("vendor_id", "int", ("VendorID",)),
+    Column("lpep_pickup_datetime", "timestamp", required=True),
     Column("lpep_dropoff_datetime", "timestamp"),
     Column("store_and_fwd_flag", "text"),
-    Column("RatecodeID", "int"),
-    Column("PULocationID", "int"),
-    Column("DOLocationID", "int"),
+    Column("ratecode_id", "int", ("RatecodeID",)),
+    Column("pu_location_id", "int", ("PULocationID",)),
+    Column("do_location_id", "int", ("DOLocationID",)),
     Column("passenger_count", "int"),
     Column("trip_distance", "float"),
-    Column("fare_amount", "float"),
-    Column("extra", "float"),
-    Column("mta_tax", "float"),
-    Column("tip_amount", "float"),
-    Column("tolls_amount", "float"),
-    Column("ehail_fee", "float"),
-    Column("improvement_surcharge", "float"),
-    Column("total_amount", "float"),
+    *_money("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "ehail_fee"),
+    *_money("improvement_surcharge", "total_amount"),
     Column("payment_type", "int"),
     Column("trip_type", "int"),
-    Column("congestion_surcharge", "float"),
+    *_money("congestion_surcharge", "cbd_congestion_fee"),
+)
+
+# For-hire vehicles: no fares, no passenger counts. 2019 spells dropOff_datetime and PUlocationID.
+FHV_COLUMNS: tuple[Column, ...] = (
+    Column("dispatching_base_num", "text"),
+    Column("pickup_datetime", "timestamp", ("pickup_datetime", "Pickup_date"), required=True),
+    Column("dropoff_datetime", "timestamp"),
+    Column("pu_location_id", "int", ("PULocationID", "locationID")),
+    Column("do_location_id", "int", ("DOLocationID",)),
+    Column("sr_flag", "int", ("SR_Flag",)),
+    Column("affiliated_base_number", "text", ("Affiliated_base_number",)),
 )
 
 
 @dataclass(frozen=True)
 class TaxiSchema:
-    """Everything that differs between taxi colours, derived from the column list."""
+    """Everything that differs between file families, derived from the column list."""
 
-    colour: TaxiColour
+    taxi: Taxi
     columns: tuple[Column, ...]
+    names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(c.name for c in self.columns))
 
     @property
     def pickup_column(self) -> str:
-        """The pickup timestamp's source name (``tpep_`` for yellow, ``lpep_`` for green)."""
-        return next(c.source_name for c in self.columns if c.source_name.endswith("pickup_datetime"))
+        """``tpep_pickup_datetime`` (yellow), ``lpep_pickup_datetime`` (green), ``pickup_datetime`` (FHV)."""
+        return next(c.name for c in self.columns if c.name.endswith("pickup_datetime"))
 
     @property
-    def source_names(self) -> list[str]:
-        return [c.source_name for c in self.columns]
+    def dropoff_column(self) -> str:
+        return next(c.name for c in self.columns if c.name.endswith("dropoff_datetime"))
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        """Arrow schema with the TLC's own column names, as in the raw files and the Parquet layer."""
-        return pa.schema([pa.field(c.source_name, c.arrow_type) for c in self.columns])
+        """The rows as every step after reading sees them: snake_case names, declared types."""
+        import pyarrow as pa
 
-    @property
-    def snake_case_arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
 
+    @property
+    def table_schema(self) -> pa.Schema:
+        """What every destination stores: the rows plus the month of the file they came from."""
+        import pyarrow as pa
 
-SCHEMAS: dict[TaxiColour, TaxiSchema] = {
+        return self.arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False))
+
+    def has(self, name: str) -> bool:
+        return name in self.names
+
+
+SCHEMAS: dict[Taxi, TaxiSchema] = {
     "yellow": TaxiSchema("yellow", YELLOW_COLUMNS),
     "green": TaxiSchema("green", GREEN_COLUMNS),
+    "fhv": TaxiSchema("fhv", FHV_COLUMNS),
 }
 
 
 def schema_for(taxi: str) -> TaxiSchema:
-    """Look up a colour's schema, rejecting anything outside the allow-list by name."""
+    """Look up a family's schema, rejecting anything outside the allow-list by name."""
     try:
         return SCHEMAS[taxi]  # type: ignore[index]
-    except KeyError:
-        raise ValueError(
-            f"taxi {taxi!r} is not supported; choose one of: {', '.join(TAXI_COLOURS)}"
+    except (KeyError, TypeError):
+        raise InvalidParamsError(
+            f"taxi {taxi!r} is not supported; choose one of: {', '.join(TAXIS)}"
         ) from None
-
-
-def to_snake_case(table: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatch:
-    """Rename the CamelCase TLC columns with the explicit mapping, leaving the rest untouched."""
-    return table.rename_columns([SNAKE_CASE_RENAMES.get(n, n) for n in table.schema.names])

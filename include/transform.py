@@ -7,7 +7,8 @@ order and a row is counted against the first rule it breaks.
 Cleaning rules of the monthly flows (``taxi_api_to_postgres``, ``taxi_api_to_gcs``):
   * ``missing_pickup_time`` - no pickup time: the trip cannot be placed in a month or a day.
   * ``no_passengers`` - ``passenger_count`` is 0. An empty ``passenger_count`` is kept: it means
-    the count was not recorded (common for street-hail apps), not that nobody rode.
+    the count was not recorded (common for street-hail apps), not that nobody rode. FHV files
+    have no passenger count, so the rule does not apply to them.
 
 Rules of the course's green-taxi pipeline (``green_taxi_etl``), stricter on purpose:
   * ``passengers_not_positive`` - ``passenger_count`` is empty or not above 0.
@@ -24,15 +25,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.months import Month
-from include.schema import TaxiSchema
+from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema
 
 
 @dataclass(frozen=True)
 class CleaningRule:
-    """A named condition; rows for which ``breaks`` is true are dropped."""
+    """A named condition on one column; rows for which ``breaks`` is true are dropped.
+
+    A rule applies only to families that have its column (FHV files have no passenger count).
+    """
 
     name: str
+    column: str | None
     breaks: Callable[[pa.RecordBatch, TaxiSchema], pa.ChunkedArray | pa.Array]
+
+    def applies_to(self, schema: TaxiSchema) -> bool:
+        return self.column is None or schema.has(self.column)
 
 
 def _missing_pickup_time(batch: pa.RecordBatch, schema: TaxiSchema) -> pa.Array:
@@ -51,13 +59,13 @@ def _not_positive(column: str) -> Callable[[pa.RecordBatch, TaxiSchema], pa.Arra
 
 
 MONTHLY_RULES: tuple[CleaningRule, ...] = (
-    CleaningRule("missing_pickup_time", _missing_pickup_time),
-    CleaningRule("no_passengers", _no_passengers),
+    CleaningRule("missing_pickup_time", None, _missing_pickup_time),
+    CleaningRule("no_passengers", "passenger_count", _no_passengers),
 )
 
 GREEN_ETL_RULES: tuple[CleaningRule, ...] = (
-    CleaningRule("passengers_not_positive", _not_positive("passenger_count")),
-    CleaningRule("distance_not_positive", _not_positive("trip_distance")),
+    CleaningRule("passengers_not_positive", "passenger_count", _not_positive("passenger_count")),
+    CleaningRule("distance_not_positive", "trip_distance", _not_positive("trip_distance")),
 )
 
 
@@ -106,7 +114,9 @@ def clean(
 
     With ``month`` (the file's month), kept rows with a pickup outside it are counted too.
     """
-    rules = tuple(rules)
+    rules = tuple(rule for rule in rules if rule.applies_to(schema))
+    for rule in rules:
+        report.dropped.setdefault(rule.name, 0)
     for batch in batches:
         kept = apply_rules(batch, schema, rules, report)
         if month is not None:
@@ -120,3 +130,11 @@ def add_pickup_date(batch: pa.RecordBatch, pickup_column: str, date_column: str)
     """Append the calendar date of the pickup time, the key the daily partitions are laid out by."""
     pickup_date = pc.cast(batch.column(pickup_column), pa.date32())
     return batch.append_column(date_column, pickup_date)
+
+
+def with_source_month(batches: Iterable[pa.RecordBatch], month: Month) -> Iterator[pa.RecordBatch]:
+    """Append ``source_month``, the first day of the file's month, to every row: what a rerun of
+    the file replaces, and what every destination is partitioned by."""
+    field = pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False)
+    for batch in batches:
+        yield batch.append_column(field, pa.repeat(pa.scalar(month.first_day, pa.date32()), batch.num_rows))

@@ -1,8 +1,11 @@
-"""A small HTTP server with the TLC mirror's URL layout, serving the real sample files in the repo.
+"""A small HTTP server with the TLC sources' URL layouts, serving the real sample files in the repo.
 
-``GET {base}/{taxi}/{taxi}_tripdata_{YYYY-MM}.csv.gz`` answers like the GitHub release mirror: the
-file with a ``Content-Length``, or 404 for a month that is not there. Pointing the Variable
-``tlc_base_url`` at it is the only difference between a local run and a real one.
+One root serves both sources: the course's CSV mirror, ``{base}/{taxi}/{taxi}_tripdata_{YYYY-MM}.csv.gz``,
+and the TLC's Parquet, ``{base}/trip-data/{taxi}_tripdata_{YYYY-MM}.parquet``, plus the zone lookup
+at ``{base}/misc/taxi_zone_lookup.csv``. Like the real servers it sends ``Content-Length``,
+``Last-Modified`` and an ``ETag``, answers ``HEAD``, answers 304 to a conditional request for an
+unchanged file, and 404 for a month that is not there. Pointing the Variables ``mirror_base_url``
+and ``tlc_base_url`` at it is the only difference between a local run and a real one.
 
 Run it with ``python -m local_stack.tlc_server --root data/tlc --port 8765``.
 """
@@ -11,21 +14,49 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import threading
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "tlc"
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
+class TlcHandler(SimpleHTTPRequestHandler):
+    """Static files with an ETag (size and modification time) and If-None-Match handling."""
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_file():
+            status = os.stat(path)
+            etag = f'"{status.st_size:x}-{status.st_mtime_ns:x}"'
+            if etag in self.headers.get("If-None-Match", ""):
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return None
+            self._etag = etag
+        return super().send_head()
+
+    def end_headers(self) -> None:
+        etag = getattr(self, "_etag", None)
+        if etag:
+            self.send_header("ETag", etag)
+            self._etag = None
+        super().end_headers()
+
+    def list_directory(self, path):  # a file server, not a file browser
+        self.send_error(HTTPStatus.NOT_FOUND)
+        return None
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
         pass
 
 
 def make_server(root: Path, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """A server for ``root`` on ``host:port`` (port 0 picks a free one), not yet serving."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
+    handler = functools.partial(TlcHandler, directory=str(root))
     return ThreadingHTTPServer((host, port), handler)
 
 
@@ -38,7 +69,7 @@ def serve_in_thread(root: Path = SAMPLES, port: int = 0) -> tuple[ThreadingHTTPS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=SAMPLES, help="folder with {taxi}/ subfolders")
+    parser.add_argument("--root", type=Path, default=SAMPLES, help="folder with the sources' layouts")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     make_server(args.root, args.port).serve_forever()
