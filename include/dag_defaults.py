@@ -1,24 +1,47 @@
-"""Settings every DAG of this repository shares: ownership, retries, and which errors are final.
+"""Settings every DAG of this repository shares: ownership, time limits, retries, schedules, params.
 
-Retries exist for faults that pass (a restarted database, a network blip). An unpublished month or
-invalid input fails the same way on every try, so those errors fail the task at once instead of
-spending its retries and hiding the message behind a wait.
+Retries exist for faults that pass (a restarted database, a network blip, a 5xx). A month that is
+not published, a refused login, invalid params, a file that cannot be read or data a check
+refuses fail the same way on every try, so those errors fail the task at once instead of
+spending its retries and hiding the message behind a wait. The rules name the project's own
+exception classes (``include.errors``), never a library's ``ValueError``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, ExceptionRetryPolicy, Param, RetryAction, RetryRule
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
-FAIL_AT_ONCE = ExceptionRetryPolicy(
+from include.schema import TAXIS
+from include.sources import SourceSettings
+from include.timetables import CronDataIntervalsUntil
+
+PERMANENT_ERRORS = [
+    "include.errors.SourceNotPublishedError",
+    "include.errors.SourceAccessDeniedError",
+    "include.errors.InvalidParamsError",
+    "include.errors.InvalidFileError",
+    "include.errors.DataQualityError",
+]
+TRANSIENT_ERRORS = [
+    "include.errors.TransientDownloadError",
+    "psycopg.OperationalError",  # a restarted or unreachable database, a lock_timeout
+    "psycopg2.OperationalError",  # the same through common-sql's operators
+]
+
+RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
         RetryRule(
-            # ValueError covers invalid params and unreadable input (pyarrow's ArrowInvalid too).
-            exception=["include.errors.SourceNotPublishedError", "builtins.ValueError"],
+            exception=PERMANENT_ERRORS,
             action=RetryAction.FAIL,
-            reason="the source or the input is invalid; another try would fail the same way",
-        )
+            reason="the source, the params, the file or the data is wrong: another try fails the same way",
+        ),
+        RetryRule(
+            exception=TRANSIENT_ERRORS,
+            action=RetryAction.RETRY,
+            reason="a network, server or database fault that passes",
+        ),
     ]
 )
 
@@ -27,19 +50,46 @@ DEFAULT_ARGS = {
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
-    "retry_policy": FAIL_AT_ONCE,
+    "retry_policy": RETRY_POLICY,
+    # No task may run unbounded; the loads override this with their own, longer limit.
+    "execution_timeout": timedelta(minutes=30),
 }
 
-# Monthly flows: the run of January has the interval [Jan 1, Feb 1) and starts on Feb 1, so the
-# logical date of a scheduled or backfill run is the first day of the month it loads.
-MONTHLY = CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
-FIRST_MIRROR_MONTH = datetime(2019, 1, 1)  # the TLC mirror has 2019-01 to 2021-07
+# A full month of yellow trips, read, checked and loaded on a modest worker.
+LOAD_TIMEOUT = timedelta(hours=2)
+
+
+def monthly_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
+    """The run of January has the interval [Jan 1, Feb 1) and starts on Feb 1, so the logical
+    date of a scheduled or backfill run is the first day of the month it loads; the last run is
+    the source's last month (none on a live source)."""
+    return CronDataIntervalsUntil("0 0 1 * *", source.end_date)
+
+
+def daily_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
+    """The run of Jan 5 has the interval [Jan 5, Jan 6) and starts at midnight on Jan 6; the last
+    run is the last day of the source's last month."""
+    last_day = source.last_month.end - timedelta(days=1) if source.last_month else None
+    return CronDataIntervalsUntil("0 0 * * *", last_day)
+
+
+def taxis_param(what: str) -> Param:
+    """Which file families a run covers; every one by default, so scheduled runs and backfills
+    made with the form's defaults load them all."""
+    return Param(
+        list(TAXIS),
+        type="array",
+        items={"type": "string", "enum": list(TAXIS)},
+        minItems=1,
+        uniqueItems=True,
+        description=f"Taxi file families to {what}: any of {', '.join(TAXIS)}.",
+    )
 
 
 def monthly_params() -> dict[str, Param]:
-    """The params of every monthly flow: which colour, and optionally which month."""
+    """The params of every monthly flow: which families, and optionally which month."""
     return {
-        "taxi": Param("yellow", enum=["yellow", "green"], description="Taxi colour to load."),
+        "taxis": taxis_param("load"),
         "month": Param(
             None,
             type=["null", "string"],

@@ -1,4 +1,10 @@
-"""Errors the flows raise on purpose. Kept free of imports so DAG files can name them cheaply."""
+"""The errors the flows raise on purpose, one class per way of failing.
+
+The retry policy (``include.dag_defaults.RETRY_POLICY``) decides by these classes, so a task
+retries what may pass (a timeout, a restarted server) and fails at once on what another try
+cannot change (a month that does not exist, a file that cannot be read, a check that refuses
+the data). Kept free of imports so DAG files can name them cheaply.
+"""
 
 
 class DownloadError(Exception):
@@ -6,8 +12,24 @@ class DownloadError(Exception):
 
 
 class SourceNotPublishedError(DownloadError):
-    """The server answered 404: the requested month does not exist at the source."""
+    """The source has no such file (HTTP 404), or it did not appear within the wait."""
+
+
+class SourceAccessDeniedError(DownloadError):
+    """The source refused the request (HTTP 401 or 403): credentials or permissions, not luck."""
 
 
 class TransientDownloadError(DownloadError):
     """A failure worth retrying: timeout, dropped connection, truncated body, 429 or 5xx."""
+
+
+class InvalidParamsError(ValueError):
+    """A run's params or a Variable are invalid; the message names the value and what is allowed."""
+
+
+class InvalidFileError(ValueError):
+    """The downloaded file cannot be read as the declared schema; the message names the file."""
+
+
+class DataQualityError(ValueError):
+    """A check refused the data before it was published; the message names what failed."""

@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-# The first month the TLC published trip records for.
-FIRST_TLC_MONTH = date(2009, 1, 1)
+from include.errors import InvalidParamsError
 
 _MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -30,7 +29,7 @@ class Month:
         """Parse ``YYYY-MM``; the error names the bad value and the expected form."""
         match = _MONTH_PATTERN.match(text.strip()) if isinstance(text, str) else None
         if not match or not 1 <= int(match.group(2)) <= 12:
-            raise ValueError(f"month {text!r} is not a month in the form YYYY-MM (e.g. 2021-01)")
+            raise InvalidParamsError(f"month {text!r} is not a month in the form YYYY-MM (e.g. 2021-01)")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod
@@ -52,6 +51,13 @@ class Month:
     @property
     def previous(self) -> Month:
         return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    def plus(self, months: int) -> Month:
+        index = self.year * 12 + self.month - 1 + months
+        return Month(index // 12, index % 12 + 1)
+
+    def minus(self, months: int) -> Month:
+        return self.plus(-months)
 
     @property
     def start(self) -> datetime:
@@ -77,28 +83,11 @@ def resolve_month(month_param: str | None, data_interval_start: datetime | None)
     if month_param:
         return Month.parse(month_param)
     if data_interval_start is None:
-        raise ValueError(
+        raise InvalidParamsError(
             "this run has no data interval (a manual run without a logical date): "
             'pass the month to load as the \'month\' param, e.g. {"month": "2021-01"}'
         )
     return Month.of(data_interval_start)
-
-
-def validate_month(month: Month, today: date) -> Month:
-    """Reject months the TLC cannot have published: before 2009-01 or not yet over on ``today``.
-
-    The message states the range that can be loaded, so a wrong param is fixed in one try.
-    """
-    first, latest = Month.of(FIRST_TLC_MONTH), Month.of(today).previous
-    if month < first:
-        raise ValueError(
-            f"month {month} is before the first TLC month; choose a month from {first} to {latest}"
-        )
-    if month > latest:
-        raise ValueError(
-            f"month {month} is not over yet on {today.isoformat()}; choose a month from {first} to {latest}"
-        )
-    return month
 
 
 def resolve_day(day_param: str | None, data_interval_start: datetime | None) -> date:
@@ -107,9 +96,9 @@ def resolve_day(day_param: str | None, data_interval_start: datetime | None) -> 
         try:
             return date.fromisoformat(day_param)
         except ValueError:
-            raise ValueError(f"day {day_param!r} is not a date in the form YYYY-MM-DD") from None
+            raise InvalidParamsError(f"day {day_param!r} is not a date in the form YYYY-MM-DD") from None
     if data_interval_start is None:
-        raise ValueError(
+        raise InvalidParamsError(
             "this run has no data interval (a manual run without a logical date): "
             'pass the day to export as the \'day\' param, e.g. {"day": "2021-01-01"}'
         )

@@ -1,0 +1,126 @@
+"""Wait for a month's file to be published, deferred, so waiting holds no worker slot.
+
+The TLC publishes a month about two months after it ends, so the run of the latest month usually
+starts before its file exists: that is a file not published *yet*, worth waiting for. The wait
+runs in the triggerer (one coroutine asking the source every ``poke_interval``), and gives up
+after the Variable ``source_wait_seconds``, failing with the URL. On a fixed archive (the
+course's mirror), or for a month long past, a missing file will never come, so it fails at once.
+
+Our own operator and trigger rather than the HTTP provider's ``HttpSensor``: its trigger sends
+GET (the whole file, for a published month), needs an HTTP connection per source, and on a
+server error retries in a loop without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from include.errors import SourceNotPublishedError
+
+log = logging.getLogger(__name__)
+
+# How long a run waits for a late file unless the Variable source_wait_seconds says otherwise:
+# a quarter, since the TLC publishes about two months after the month ends.
+DEFAULT_WAIT = timedelta(days=90)
+
+
+class WaitForMonthFile(BaseOperator):
+    """For one taxi family of a monthly run: skip it if the run does not load it, return the file's
+    request (``include.sources.MonthRequest`` as a dict) once the source has the file."""
+
+    template_fields = ("plan",)
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, taxi: str, plan: Any, poke_interval: timedelta = timedelta(minutes=30), **kwargs):
+        super().__init__(**kwargs)
+        self.taxi = taxi
+        self.plan = plan
+        self.poke_interval = poke_interval
+
+    def execute(self, context) -> dict:
+        from airflow.sdk import Variable
+
+        from include.download import current_version
+        from include.months import Month
+        from include.sources import MonthRequest, RunPlan, base_url, source_named
+
+        plan = RunPlan(**self.plan)
+        if self.taxi not in plan.taxis:
+            raise AirflowSkipException(f"this run loads {plan.taxis} of {plan.source} for {plan.month}")
+        source, month = source_named(plan.source), Month.parse(plan.month)
+        request = MonthRequest.of(source, base_url(source), self.taxi, month)
+        try:
+            current_version(request.url)
+            log.info("%s is published", request.url)
+            return request.to_dict()
+        except SourceNotPublishedError:
+            if not source.may_still_appear(month, context["dag_run"].run_after.date()):
+                raise
+        wait = timedelta(
+            seconds=float(Variable.get("source_wait_seconds", default=DEFAULT_WAIT.total_seconds()))
+        )
+        give_up_at = datetime.now(timezone.utc) + wait
+        log.info(
+            "%s is not published yet: waiting until %s, asking every %s",
+            request.url,
+            give_up_at,
+            self.poke_interval,
+        )
+        self.defer(
+            trigger=SourceFileTrigger(
+                request.url, self.poke_interval.total_seconds(), give_up_at.isoformat()
+            ),
+            method_name="execute_complete",
+            kwargs={"request": request.to_dict(), "waited": str(wait)},
+        )
+
+    def execute_complete(self, context, request: dict, waited: str, event: dict | None = None) -> dict:
+        if event and event.get("published"):
+            log.info("%s was published", request["url"])
+            return request
+        raise SourceNotPublishedError(f"{request['url']} was not published within {waited} (HTTP 404)")
+
+
+class SourceFileTrigger(BaseTrigger):
+    """Ask a URL with HEAD every ``interval`` seconds until it answers 200 or ``give_up_at`` passes."""
+
+    def __init__(self, url: str, interval: float, give_up_at: str):
+        super().__init__()
+        self.url, self.interval, self.give_up_at = url, interval, give_up_at
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "include.sensors.SourceFileTrigger",
+            {"url": self.url, "interval": self.interval, "give_up_at": self.give_up_at},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import httpx
+
+        deadline = datetime.fromisoformat(self.give_up_at)
+        async with httpx.AsyncClient(follow_redirects=True, timeout=30) as client:
+            while True:
+                try:
+                    status = (await client.head(self.url)).status_code
+                except httpx.HTTPError as error:
+                    status = None
+                    self.log.warning(
+                        "asking %s failed: %s; asking again in %.0f s", self.url, error, self.interval
+                    )
+                if status == 200:
+                    yield TriggerEvent({"published": True})
+                    return
+                if datetime.now(timezone.utc) >= deadline:
+                    yield TriggerEvent({"published": False, "status": status})
+                    return
+                await asyncio.sleep(
+                    min(self.interval, max((deadline - datetime.now(timezone.utc)).total_seconds(), 0))
+                )
