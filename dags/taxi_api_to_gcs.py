@@ -1,60 +1,122 @@
 """
-### NYC taxi trips: TLC download → Parquet in GCS, one month per run
+### NYC taxi trips: TLC download → Parquet in GCS, every taxi family, one month per run
 
-Each run writes one month of one taxi colour to the bucket in the Variable `gcs_bucket`:
+Each run writes one month of each taxi family the source publishes for it to the bucket in the
+Variable `gcs_bucket`, one task group per family, each independent of the others:
 
-- `gs://{bucket}/{taxi}/{taxi}_tripdata_{YYYY-MM}.parquet`: the cleaned month in one file;
-- `gs://{bucket}/{taxi}_trips/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM}.parquet`: the same
-  rows partitioned by pickup day, Hive style.
+- `{taxi}_tripdata/{taxi}_tripdata_{YYYY-MM}.parquet`: the cleaned month in one file;
+- `{taxi}_tripdata_by_day/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM}.parquet`: the same rows
+  partitioned by pickup day, Hive style;
+- `{taxi}_tripdata_rejects/` (unreadable rows, if any) and `{taxi}_tripdata_profiles/` (the
+  month's profile, which later months are compared with).
 
-Every file has the colour's declared schema, whatever the month, so BigQuery loads any month into
-the same table. A rerun overwrites the month's objects and deletes any it no longer writes. The
-task publishes the `nyc_taxi_parquet` asset, which schedules `taxi_gcs_to_bigquery`.
-
-Same download, schema, cleaning rules, schedule and params as `taxi_api_to_postgres`.
+Every file has the family's declared schema plus `source_month`, whatever the month or the
+source's format, so BigQuery loads any month into one table. The steps are those of
+`taxi_api_to_postgres`: **wait_for_file**, **stage** (under a staging prefix of the run's own),
+**audit** and **check_anomalies** (on the staged profile), **publish** (server-side copies to the
+final names, stale objects deleted, the profile written last) and the teardown **drop_staging**.
+Publishing a month emits the `nyc_taxi_parquet` asset event that schedules `taxi_gcs_to_bigquery`.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import TaskGroup, dag, task
 
 from include.assets import TAXI_PARQUET
-from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, monthly_params
+from include.dag_defaults import DEFAULT_ARGS, LOAD_TIMEOUT, monthly_params, monthly_schedule
+from include.schema import TAXIS
+from include.sensors import WaitForMonthFile
+from include.sources import SourceSettings
 
 GCP_CONN_ID = "google_cloud_default"
+SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/sources.py
 
 
 @dag(
-    schedule=MONTHLY,
-    start_date=FIRST_MIRROR_MONTH,
-    catchup=True,
-    max_active_runs=2,
+    schedule=monthly_schedule(SOURCE),
+    start_date=SOURCE.start_date,
+    catchup=True,  # unpaused, the scheduler writes every month of the source, each once
+    max_active_runs=3,
     default_args=DEFAULT_ARGS,
     params=monthly_params(),
     tags=["nyc-taxi", "gcs", "parquet", "monthly"],
     doc_md=__doc__,
 )
 def taxi_api_to_gcs():
-    @task(outlets=[TAXI_PARQUET])
-    def extract_to_parquet(params: dict, outlet_events, dag_run=None, data_interval_start=None) -> dict:
+    @task
+    def plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
+        from dataclasses import asdict
+
+        from include.sources import plan_run, runtime_settings
+
+        return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
+
+    @task(execution_timeout=LOAD_TIMEOUT)
+    def stage(request: dict, run_id: str | None = None) -> dict:
         from dataclasses import asdict
 
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include.flows.taxi_api_to_gcs import export_month_to_gcs
-        from include.sources import DEFAULT_TLC_BASE_URL, MonthRequest, downloaded_month
+        from include.flows.taxi_api_to_gcs import stage
+        from include.sources import MonthRequest, downloaded
 
-        request = MonthRequest.from_run(params, data_interval_start, dag_run.run_after.date())
-        base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
-        with downloaded_month(base_url, request) as path:
-            export = asdict(
-                export_month_to_gcs(GCSHook(GCP_CONN_ID), path, request, Variable.get("gcs_bucket"))
+        month_request = MonthRequest.from_dict(request)
+        with downloaded(month_request.url) as path:
+            return asdict(
+                stage(GCSHook(GCP_CONN_ID), path, month_request, Variable.get("gcs_bucket"), run_id)
             )
-        outlet_events[TAXI_PARQUET].extra = export
-        return export
 
-    extract_to_parquet()
+    @task
+    def audit(staged: dict) -> None:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        from include.flows.taxi_api_to_gcs import StagedExport, audit
+
+        audit(GCSHook(GCP_CONN_ID), StagedExport(**staged))
+
+    @task
+    def check_anomalies(staged: dict) -> list[dict]:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+        from airflow.sdk import Variable
+
+        from include.flows.taxi_api_to_gcs import StagedExport, check_anomalies
+        from include.quality import parse_actions
+
+        actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
+        anomalies = check_anomalies(GCSHook(GCP_CONN_ID), StagedExport(**staged), actions)
+        return [anomaly.as_json() for anomaly in anomalies]
+
+    @task(outlets=[TAXI_PARQUET])
+    def publish(staged: dict, outlet_events=None) -> dict:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        from include.flows.taxi_api_to_gcs import StagedExport, publish
+
+        published = publish(GCSHook(GCP_CONN_ID), StagedExport(**staged))
+        outlet_events[TAXI_PARQUET].extra = published
+        return published
+
+    # A plain @task made a teardown below: a @teardown function cannot be called once per family.
+    @task
+    def drop_staging(request: dict, run_id: str | None = None) -> None:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+        from airflow.sdk import Variable
+
+        from include.flows.taxi_api_to_gcs import drop_staging
+
+        drop_staging(
+            GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), request["taxi"], request["month"], run_id
+        )
+
+    plan = plan_month()
+    for taxi in TAXIS:
+        with TaskGroup(group_id=taxi):
+            request = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan).output
+            staged = stage(request)
+            published = publish(staged)
+            staged >> audit(staged) >> check_anomalies(staged) >> published
+            published >> drop_staging(request).as_teardown(setups=staged)
 
 
 taxi_api_to_gcs()

@@ -1,38 +1,50 @@
 """
-### NYC taxi trips: TLC download → Postgres, one month per run
+### NYC taxi trips: TLC download → Postgres, every taxi family, one month per run
 
-Each run loads one month of one taxi colour into `ny_taxi.{taxi}_taxi_trips`:
+Each run loads one month of each taxi family the source publishes for it (yellow, green, FHV)
+into `{pg_schema}.{taxi}_tripdata`, one task group per family, each independent of the others:
 
-1. **extract_load** downloads `{taxi}_tripdata_{YYYY-MM}.csv.gz` from the Variable `tlc_base_url`,
-   reads it in blocks with the colour's explicit schema, applies the cleaning rules
-   (`include/transform.py`) and COPYs the rows into Postgres, replacing that month in one
-   transaction: a rerun never duplicates, a failed load keeps the previous rows. Rows that
-   cannot be read go to `{taxi}_taxi_trips_rejects` with their line and reason.
-2. **check_month** charts the month's trips per pickup day (a PNG in the Variable `chart_dir`),
-   then fails the run if the month has no rows or rows without a pickup time, and counts the
-   pickups outside the month.
+1. **wait_for_file** skips the family if the run does not load it, then waits — deferred, holding
+   no worker slot — until the source has the month's file (a fixed archive fails at once on 404);
+2. **stage** downloads the file, reads it with the family's declared schema, applies the cleaning
+   rules (`include/transform.py`) and COPYs the rows into a staging table of this run's own,
+   profiling them on the way (rows per day, nulls, quantiles) into `{taxi}_tripdata_profile`;
+   unreadable rows go to the staging rejects with their line and reason;
+3. **audit** (`SQLTableCheckOperator`) checks the staged profile: rows loaded, most rows kept,
+   pickups inside the month;
+4. **check_anomalies** compares the profile with the family's trailing published months and
+   flags features out of range (warn, or fail per the Variable `anomaly_actions`);
+5. **publish** swaps the staged month in for the old one in one transaction; until then readers
+   see the old month, and a failed check leaves it in place;
+6. **drop_staging** (a teardown) removes whatever this run staged and did not publish.
 
-The month is the run's data interval (scheduled runs and backfills) or the `month` param.
-Backfill Q4 2020: `airflow backfill create --dag-id taxi_api_to_postgres
---from-date 2020-10-01 --to-date 2020-12-31`.
+The month is the run's data interval (scheduled runs and backfills) or the `month` param; the
+families are the `taxis` param (all by default). The schedule spans the months the configured
+source has (`taxi_source`: `mirror` 2019-01 to 2021-07, `tlc` 2009-01 on), narrowed by
+`taxi_first_month` / `taxi_last_month`. Backfill Q4 2020:
+`airflow backfill create --dag-id taxi_api_to_postgres --from-date 2020-10-01 --to-date 2020-12-31`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
+from airflow.sdk import TaskGroup, dag, task
 
-from airflow.sdk import dag, task
-
-from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, monthly_params
+from include.dag_defaults import DEFAULT_ARGS, LOAD_TIMEOUT, monthly_params, monthly_schedule
+from include.quality import MONTH_CHECKS
+from include.schema import TAXIS
+from include.sensors import WaitForMonthFile
+from include.sources import SourceSettings
 
 POSTGRES_CONN_ID = "postgres_default"
+SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/sources.py
 
 
 @dag(
-    schedule=MONTHLY,
-    start_date=FIRST_MIRROR_MONTH,
-    catchup=True,  # unpaused, the scheduler loads every month from 2019-01 on
-    max_active_runs=2,
+    schedule=monthly_schedule(SOURCE),
+    start_date=SOURCE.start_date,
+    catchup=True,  # unpaused, the scheduler loads every month of the source, each once
+    max_active_runs=3,
     default_args=DEFAULT_ARGS,
     params=monthly_params(),
     tags=["nyc-taxi", "postgres", "monthly"],
@@ -40,42 +52,79 @@ POSTGRES_CONN_ID = "postgres_default"
 )
 def taxi_api_to_postgres():
     @task
-    def extract_load(params: dict, dag_run=None, data_interval_start: datetime | None = None) -> dict:
+    def plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
+        from dataclasses import asdict
+
+        from include.sources import plan_run, runtime_settings
+
+        # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
+        return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
+
+    @task(pool="postgres_loads", execution_timeout=LOAD_TIMEOUT)
+    def stage(request: dict, run_id: str | None = None) -> dict:
         from dataclasses import asdict
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk import Variable
 
-        from include.flows.taxi_api_to_postgres import load_month_to_postgres
-        from include.postgres import DEFAULT_SCHEMA, checked_identifier
-        from include.sources import DEFAULT_TLC_BASE_URL, MonthRequest, downloaded_month
+        from include.flows.taxi_api_to_postgres import stage
+        from include.postgres import pg_schema
+        from include.sources import MonthRequest, downloaded
 
-        # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
-        request = MonthRequest.from_run(params, data_interval_start, dag_run.run_after.date())
-        schema_name = checked_identifier(
-            Variable.get("pg_schema", default=DEFAULT_SCHEMA), "Variable pg_schema"
-        )
-        base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
-        with downloaded_month(base_url, request) as path, PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            return asdict(load_month_to_postgres(conn, path, request, schema_name))
+        month_request = MonthRequest.from_dict(request)
+        with downloaded(month_request.url) as path, PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
+            return asdict(stage(conn, path, month_request, pg_schema(), run_id))
 
     @task
-    def check_month(loaded: dict) -> None:
-        from pathlib import Path
-
+    def check_anomalies(staged: dict) -> list[dict]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include.chart import DEFAULT_CHART_DIR
-        from include.flows.taxi_api_to_postgres import LoadResult, verify_loaded_month, write_month_chart
+        from include.flows.taxi_api_to_postgres import check_anomalies
+        from include.postgres import StagedMonth
+        from include.quality import parse_actions
 
-        result = LoadResult(**loaded)
+        actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            # The chart first: when the check fails, it shows what was loaded.
-            write_month_chart(conn, result, Path(Variable.get("chart_dir", default=DEFAULT_CHART_DIR)))
-            verify_loaded_month(conn, result)
+            return [a.as_json() for a in check_anomalies(conn, StagedMonth(**staged), actions)]
 
-    check_month(extract_load())
+    @task
+    def publish(staged: dict) -> int:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from include.flows.taxi_api_to_postgres import publish
+        from include.postgres import StagedMonth
+
+        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
+            return publish(conn, StagedMonth(**staged))
+
+    # A plain @task made a teardown below: a @teardown function cannot be called once per family.
+    @task
+    def drop_staging(request: dict, run_id: str | None = None) -> None:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from include.postgres import drop_staging, pg_schema, tripdata_table
+        from include.sources import MonthRequest
+
+        month_request = MonthRequest.from_dict(request)
+        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
+            drop_staging(conn, pg_schema(), tripdata_table(month_request.taxi), month_request.month, run_id)
+
+    plan = plan_month()
+    for taxi in TAXIS:
+        with TaskGroup(group_id=taxi):
+            request = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan).output
+            staged = stage(request)
+            audit = SQLTableCheckOperator(
+                task_id="audit",
+                conn_id=POSTGRES_CONN_ID,
+                table=f"{{{{ var.value.get('pg_schema', 'ny_taxi') }}}}.{taxi}_tripdata_profile",
+                partition_clause="run_id = '{{ run_id }}'",
+                checks=MONTH_CHECKS,
+                retry_on_failure=False,  # a failed check fails at once: another try reads the same row
+            )
+            published = publish(staged)
+            staged >> audit >> check_anomalies(staged) >> published
+            published >> drop_staging(request).as_teardown(setups=staged)
 
 
 taxi_api_to_postgres()

@@ -1,13 +1,21 @@
-"""Load TLC record batches into Postgres with COPY, replacing a month atomically.
+"""Postgres as the warehouse: COPY loads, and months published only once they pass their checks.
 
 ``COPY ... FROM STDIN`` is the fastest way into Postgres, an order of magnitude faster than
 row-wise ``INSERT``s (what pandas ``to_sql`` sends). The rows go in COPY's binary format, encoded
 from the Arrow columns with vectorised operations: Postgres stores the values as they come
-instead of parsing text, which takes it about half the time of the same rows as CSV. Each month's
-rows carry the month of the file they came from (``source_month``), so a rerun deletes exactly
-that month, including the stray rows whose pickup time lies outside it, and the delete and the
-COPY share one transaction: readers see the old month until the new one is complete, and a failed
-load leaves the old rows in place.
+instead of parsing text, which takes it about half the time of the same rows as CSV.
+
+A family's trips live in one table, ``{taxi}_tripdata``, LIST-partitioned by ``source_month``, the
+month of the file each row came from. A month is loaded write-audit-publish:
+
+1. **stage**: the rows are copied into a staging table of this run's own, which already has the
+   partition's constraint (``source_month`` = the month), its rejects into another, and its
+   profile into ``{taxi}_tripdata_profile``; nobody reading the table sees any of it;
+2. **audit**: checks read the staged profile (``include.quality``);
+3. **publish**: in one short transaction, the month's old partition is dropped and the staging
+   table attached in its place (no rows are copied: the constraint proves the bound), the
+   rejects swapped, and the profile marked published. Readers see the old month or the new one,
+   never a mix; a failed check leaves the old month in place; a rerun replaces, never adds.
 
 The functions take a plain psycopg connection (what ``PostgresHook.get_conn()`` returns), so they
 run the same inside an Airflow task and in a test.
@@ -15,9 +23,11 @@ run the same inside an Airflow task and in a test.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,9 +39,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from include.errors import InvalidParamsError
 from include.extract import Rejects
 from include.months import Month
-from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema
+from include.profile import MonthProfile
+from include.schema import SOURCE_MONTH_COLUMN
+from include.transform import with_source_month
 
 DEFAULT_SCHEMA = "ny_taxi"
 
@@ -45,20 +58,47 @@ def checked_identifier(value: str, what: str) -> str:
     front gives a clear error instead of a table with a surprising name.
     """
     if not isinstance(value, str) or not _IDENTIFIER.match(value):
-        raise ValueError(
+        raise InvalidParamsError(
             f"{what} {value!r} is not a valid name: use lower-case letters, digits and "
             "underscores, starting with a letter or underscore (at most 63 characters)"
         )
     return value
 
 
-def monthly_table_name(taxi: str) -> str:
-    """The table the monthly flow loads a colour into, e.g. ``yellow_taxi_trips``."""
-    return f"{taxi}_taxi_trips"
+def pg_schema() -> str:
+    """In a task: the warehouse schema, the Variable ``pg_schema``, validated before any SQL."""
+    from airflow.sdk import Variable
+
+    return checked_identifier(Variable.get("pg_schema", default=DEFAULT_SCHEMA), "Variable pg_schema")
 
 
 def _table(schema_name: str, table: str) -> sql.Identifier:
     return sql.Identifier(checked_identifier(schema_name, "schema"), checked_identifier(table, "table"))
+
+
+def tripdata_table(taxi: str) -> str:
+    """A family's trips table, e.g. ``yellow_tripdata``: the same name in Postgres, GCS and BigQuery."""
+    return f"{taxi}_tripdata"
+
+
+def rejects_table(table: str) -> str:
+    """Where the unreadable rows of ``table``'s source files are kept, e.g. ``green_tripdata_rejects``."""
+    return f"{table}_rejects"
+
+
+def profile_table(table: str) -> str:
+    """One profile per staged month of ``table``, e.g. ``green_tripdata_profile``."""
+    return f"{table}_profile"
+
+
+def partition_name(table: str, month: Month) -> str:
+    return f"{table}_{month.year}{month.month:02d}"
+
+
+def staging_name(table: str, month: Month, run_id: str) -> str:
+    """This run's staging table for the month: unique per run, so concurrent runs never share one."""
+    run_key = hashlib.sha1(run_id.encode()).hexdigest()[:10]
+    return f"{partition_name(table, month)}_stage_{run_key}"
 
 
 # Arrow type → Postgres type, for every type a table of ours holds.
@@ -71,45 +111,94 @@ _POSTGRES_TYPES: dict[pa.DataType, str] = {
 }
 
 
-def _create_table_sql(schema_name: str, table: str, columns: pa.Schema, index_column: str) -> sql.Composed:
-    definitions = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(field.name), sql.SQL(_POSTGRES_TYPES[field.type]))
+def _column_definitions(columns: pa.Schema) -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(field.name),
+            sql.SQL(_POSTGRES_TYPES[field.type]),
+            sql.SQL("" if field.nullable else " NOT NULL"),
+        )
         for field in columns
     )
-    return sql.SQL(
-        "CREATE SCHEMA IF NOT EXISTS {schema};"
-        " CREATE TABLE IF NOT EXISTS {table} ({definitions});"
-        " CREATE INDEX IF NOT EXISTS {index} ON {table} ({index_column})"
-    ).format(
-        schema=sql.Identifier(schema_name),
-        table=_table(schema_name, table),
-        definitions=definitions,
-        index=sql.Identifier(f"{table}_{index_column}_idx"),
-        index_column=sql.Identifier(index_column),
-    )
+
+
+def _autocommit(conn: psycopg.Connection) -> psycopg.Connection:
+    """Autocommit, so each ``conn.transaction()`` is a real BEGIN ... COMMIT and reads hold no locks."""
+    if not conn.autocommit:
+        conn.autocommit = True
+    return conn
 
 
 @contextmanager
-def _locked_transaction(conn: psycopg.Connection, lock_name: str) -> Iterator[psycopg.Cursor]:
-    """A transaction holding an advisory lock, so two runs for the same target take turns."""
-    conn.autocommit = True  # every ``transaction()`` below is then a real BEGIN ... COMMIT
-    with conn.transaction(), conn.cursor() as cursor:
+def _transaction(
+    conn: psycopg.Connection, lock_name: str, lock_timeout: timedelta
+) -> Iterator[psycopg.Cursor]:
+    """A transaction holding an advisory lock, so two writers of the same target take turns.
+
+    ``lock_timeout`` bounds every lock wait in it, the advisory lock's included: a writer stuck
+    behind another fails with ``LockNotAvailable`` (a retry's job) instead of waiting forever.
+    """
+    with _autocommit(conn).transaction(), conn.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(
+                sql.Literal(f"{int(lock_timeout.total_seconds() * 1000)}ms")
+            )
+        )
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_name,))
         yield cursor
 
 
-def ensure_table(
-    conn: psycopg.Connection, schema_name: str, table: str, columns: pa.Schema, index_column: str
-) -> None:
-    """Create the schema, and the table with ``columns`` and an index on ``index_column``, if missing.
+DEFAULT_LOCK_TIMEOUT = timedelta(minutes=10)
 
-    An existing table is left alone: even ``CREATE INDEX IF NOT EXISTS`` waits for a lock that
-    conflicts with writes, so it would make a load of one month wait for another month's load.
+
+def _existing_columns(cursor: psycopg.Cursor, schema_name: str, table: str) -> list[str] | None:
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+        (schema_name, table),
+    )
+    names = [name for (name,) in cursor.fetchall()]
+    return names or None
+
+
+def ensure_table(
+    conn: psycopg.Connection,
+    schema_name: str,
+    table: str,
+    columns: pa.Schema,
+    partition_column: str | None = None,
+    lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT,
+) -> None:
+    """Create the schema and the table (LIST-partitioned by ``partition_column`` if given), or add
+    the declared columns an existing table lacks (the TLC adds columns over the years).
+
+    A table that already has every column is left alone without taking any lock, so the DDL of
+    one month's load never waits for another month's.
     """
-    with _locked_transaction(conn, f"ddl:{schema_name}.{table}") as cursor:
-        cursor.execute("SELECT to_regclass(%s)", (sql.Identifier(schema_name, table).as_string(conn),))
-        if cursor.fetchone()[0] is None:
-            cursor.execute(_create_table_sql(schema_name, table, columns, index_column))
+    with _autocommit(conn).cursor() as cursor:
+        existing = _existing_columns(cursor, schema_name, table)
+    if existing is not None and set(columns.names) <= set(existing):
+        return
+    with _transaction(conn, f"ddl:{schema_name}.{table}", lock_timeout) as cursor:
+        existing = _existing_columns(cursor, schema_name, table)
+        target = _table(schema_name, table)
+        if existing is None:
+            partitioning = (
+                sql.SQL(" PARTITION BY LIST ({})").format(sql.Identifier(partition_column))
+                if partition_column
+                else sql.SQL("")
+            )
+            cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
+            cursor.execute(
+                sql.SQL("CREATE TABLE {} ({}){}").format(target, _column_definitions(columns), partitioning)
+            )
+            return
+        for field in columns:
+            if field.name not in existing:
+                cursor.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        target, sql.Identifier(field.name), sql.SQL(_POSTGRES_TYPES[field.type])
+                    )
+                )
 
 
 # COPY's binary format: a signature, then per row the field count and each field as its length and
@@ -190,13 +279,6 @@ def copy_batches(
     return rows
 
 
-def _with_source_month(batches: Iterable[pa.RecordBatch], month: Month) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        yield batch.append_column(
-            SOURCE_MONTH_COLUMN, pa.repeat(pa.scalar(month.first_day, pa.date32()), batch.num_rows)
-        )
-
-
 REJECTS_COLUMNS = pa.schema(
     [
         pa.field(SOURCE_MONTH_COLUMN, pa.date32(), False),
@@ -206,11 +288,6 @@ REJECTS_COLUMNS = pa.schema(
         pa.field("row_text", pa.string()),
     ]
 )
-
-
-def rejects_table_name(table: str) -> str:
-    """Where the unreadable rows of ``table``'s source files are kept, e.g. ``green_taxi_trips_rejects``."""
-    return f"{table}_rejects"
 
 
 def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]:
@@ -227,40 +304,232 @@ def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]
     )
 
 
-def replace_month(
+_PROFILE_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    source_month date NOT NULL,
+    run_id text NOT NULL,
+    source_url text NOT NULL,
+    staged_at timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    rows_read bigint NOT NULL,
+    rows_loaded bigint NOT NULL,
+    rows_rejected bigint NOT NULL,
+    rows_outside_month bigint NOT NULL,
+    dropped_by_rule jsonb NOT NULL,
+    null_fraction jsonb NOT NULL,
+    trips_per_day jsonb NOT NULL,
+    quantiles jsonb NOT NULL,
+    anomalies jsonb,
+    PRIMARY KEY (source_month, run_id)
+)
+"""
+
+_PROFILE_UPSERT = """
+INSERT INTO {table} (source_month, run_id, source_url, rows_read, rows_loaded, rows_rejected,
+    rows_outside_month, dropped_by_rule, null_fraction, trips_per_day, quantiles)
+VALUES (%(month)s, %(run_id)s, %(source_url)s, %(rows_read)s, %(rows_loaded)s, %(rows_rejected)s,
+    %(rows_outside_month)s, %(dropped_by_rule)s, %(null_fraction)s, %(trips_per_day)s, %(quantiles)s)
+ON CONFLICT (source_month, run_id) DO UPDATE SET staged_at = now(), published_at = NULL, anomalies = NULL,
+    source_url = EXCLUDED.source_url, rows_read = EXCLUDED.rows_read, rows_loaded = EXCLUDED.rows_loaded,
+    rows_rejected = EXCLUDED.rows_rejected, rows_outside_month = EXCLUDED.rows_outside_month,
+    dropped_by_rule = EXCLUDED.dropped_by_rule, null_fraction = EXCLUDED.null_fraction,
+    trips_per_day = EXCLUDED.trips_per_day, quantiles = EXCLUDED.quantiles
+"""
+
+
+@dataclass(frozen=True)
+class StagedMonth:
+    """Where a run staged a month: small and flat, so it travels between tasks as an XCom."""
+
+    taxi: str
+    month: str
+    run_id: str
+    schema_name: str
+    table: str
+    staging_table: str
+    rows_loaded: int
+    rows_rejected: int
+
+
+def stage_month(
     conn: psycopg.Connection,
     schema_name: str,
     table: str,
-    taxi_schema: TaxiSchema,
+    columns: pa.Schema,
     month: Month,
+    run_id: str,
     batches: Iterable[pa.RecordBatch],
-    rejects: Rejects | None = None,
-) -> int:
-    """Replace the rows of ``month`` in the table with ``batches`` in one transaction.
+    rejects: Rejects,
+    profile: Callable[[], MonthProfile],
+    lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT,
+) -> StagedMonth:
+    """Copy a month into this run's staging tables and record its profile, in one transaction.
 
-    The batches must have the taxi schema's source columns in order. With ``rejects`` (filled
-    while ``batches`` is read), the month's rows in the rejects table are replaced in the same
-    transaction. The advisory lock makes two concurrent loads of the same month run one after
-    the other, so the result is one copy.
+    ``columns`` are the batches' columns; ``source_month`` is added. ``profile`` is called once the
+    batches are consumed and returns the ``MonthProfile`` gathered from them. A rerun of the same
+    run replaces its own staging tables and profile.
     """
-    columns = taxi_schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), False))
-    ensure_table(conn, schema_name, table, columns, SOURCE_MONTH_COLUMN)
-    tables = [(_table(schema_name, table), columns.names, _with_source_month(batches, month))]
-    if rejects is not None:
-        rejects_table = rejects_table_name(table)
-        ensure_table(conn, schema_name, rejects_table, REJECTS_COLUMNS, SOURCE_MONTH_COLUMN)
-        # A generator: read after the month's rows, once ``rejects`` is complete.
-        rejected = _rejects_batches(rejects, month)
-        tables.append((_table(schema_name, rejects_table), REJECTS_COLUMNS.names, rejected))
-    with _locked_transaction(conn, f"month:{schema_name}.{table}:{month}") as cursor:
-        counts = []
-        for target, names, rows in tables:
+    table_columns = columns.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False))
+    ensure_table(conn, schema_name, table, table_columns, SOURCE_MONTH_COLUMN, lock_timeout)
+    ensure_table(conn, schema_name, rejects_table(table), REJECTS_COLUMNS, lock_timeout=lock_timeout)
+    with conn.cursor() as cursor:
+        cursor.execute(sql.SQL(_PROFILE_DDL).format(table=_table(schema_name, profile_table(table))))
+    staging = staging_name(table, month, run_id)
+    staged, staged_rejects = _table(schema_name, staging), _table(schema_name, rejects_table(staging))
+    with _transaction(conn, f"stage:{schema_name}.{staging}", lock_timeout) as cursor:
+        for target, source in ((staged, table), (staged_rejects, rejects_table(table))):
+            cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             cursor.execute(
-                sql.SQL("DELETE FROM {} WHERE {} = %s").format(target, sql.Identifier(SOURCE_MONTH_COLUMN)),
-                (month.first_day,),
+                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+                    target, _table(schema_name, source)
+                )
             )
-            counts.append(copy_batches(cursor, target, names, rows))
-        return counts[0]
+        # The partition's bound as a constraint: ATTACH PARTITION then needs no scan to prove it.
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} = {})").format(
+                staged,
+                sql.Identifier(f"{staging}_month"),
+                sql.Identifier(SOURCE_MONTH_COLUMN),
+                sql.Literal(month.first_day),
+            )
+        )
+        rows = copy_batches(cursor, staged, table_columns.names, with_source_month(batches, month))
+        copy_batches(cursor, staged_rejects, REJECTS_COLUMNS.names, _rejects_batches(rejects, month))
+        staged_profile = profile()
+        cursor.execute(
+            sql.SQL(_PROFILE_UPSERT).format(table=_table(schema_name, profile_table(table))),
+            {
+                "month": month.first_day,
+                "run_id": run_id,
+                "source_url": staged_profile.source_url,
+                "rows_read": staged_profile.rows_read,
+                "rows_loaded": staged_profile.rows_loaded,
+                "rows_rejected": staged_profile.rows_rejected,
+                "rows_outside_month": staged_profile.rows_outside_month,
+                **staged_profile.as_json_columns(),
+            },
+        )
+    return StagedMonth(
+        staged_profile.taxi, str(month), run_id, schema_name, table, staging, rows, len(rejects.rows)
+    )
+
+
+def publish_month(
+    conn: psycopg.Connection, staged: StagedMonth, lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
+) -> int:
+    """Swap the staged month in for the published one, in one transaction; return its rows.
+
+    Publishing twice is harmless: once the staging table is attached, a rerun finds the profile
+    already published and changes nothing.
+    """
+    schema_name, table, month = staged.schema_name, staged.table, Month.parse(staged.month)
+    partition = partition_name(table, month)
+    profiles = _table(schema_name, profile_table(table))
+    with _transaction(conn, f"publish:{schema_name}.{table}:{month}", lock_timeout) as cursor:
+        cursor.execute("SELECT to_regclass(%s)", (f'"{schema_name}"."{staged.staging_table}"',))
+        if cursor.fetchone()[0] is None:
+            cursor.execute(
+                sql.SQL("SELECT published_at FROM {} WHERE source_month = %s AND run_id = %s").format(
+                    profiles
+                ),
+                (month.first_day, staged.run_id),
+            )
+            found = cursor.fetchone()
+            if found and found[0] is not None:
+                return staged.rows_loaded
+            raise RuntimeError(
+                f"{schema_name}.{staged.staging_table} is gone and {month} was never published"
+            )
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema_name, partition)))
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                _table(schema_name, staged.staging_table), sql.Identifier(partition)
+            )
+        )
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                _table(schema_name, table), _table(schema_name, partition), sql.Literal(month.first_day)
+            )
+        )
+        rejects, staged_rejects = rejects_table(table), rejects_table(staged.staging_table)
+        cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                _table(schema_name, rejects), sql.Identifier(SOURCE_MONTH_COLUMN)
+            ),
+            (month.first_day,),
+        )
+        cursor.execute(
+            sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
+                _table(schema_name, rejects), _table(schema_name, staged_rejects)
+            )
+        )
+        cursor.execute(sql.SQL("DROP TABLE {}").format(_table(schema_name, staged_rejects)))
+        cursor.execute(
+            sql.SQL("UPDATE {} SET published_at = now() WHERE source_month = %s AND run_id = %s").format(
+                profiles
+            ),
+            (month.first_day, staged.run_id),
+        )
+    return staged.rows_loaded
+
+
+def drop_staging(conn: psycopg.Connection, schema_name: str, table: str, month: Month, run_id: str) -> None:
+    """Drop what this run staged for the month and did not publish (a teardown's job)."""
+    staging = staging_name(table, month, run_id)
+    _autocommit(conn)
+    for name in (staging, rejects_table(staging)):
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema_name, name)))
+
+
+def staged_profile(conn: psycopg.Connection, staged: StagedMonth) -> MonthProfile:
+    """The profile a run staged for the month."""
+    [profile] = _profiles(
+        conn,
+        staged.schema_name,
+        staged.table,
+        staged.taxi,
+        "source_month = %s AND run_id = %s",
+        (Month.parse(staged.month).first_day, staged.run_id),
+    )
+    return profile
+
+
+def published_history(
+    conn: psycopg.Connection, schema_name: str, table: str, taxi: str, before: Month, months: int
+) -> list[MonthProfile]:
+    """The latest published profile of each of the ``months`` months before ``before``, oldest first."""
+    where = "published_at IS NOT NULL AND source_month < %s AND source_month >= %s"
+    found = _profiles(
+        conn, schema_name, table, taxi, where, (before.first_day, before.minus(months).first_day)
+    )
+    latest: dict[str, MonthProfile] = {}
+    for profile in found:  # ordered by month, then publication: the last one of a month wins
+        latest[profile.month] = profile
+    return [latest[month] for month in sorted(latest)]
+
+
+def _profiles(
+    conn: psycopg.Connection, schema_name: str, table: str, taxi: str, where: str, params: tuple
+) -> list[MonthProfile]:
+    query = sql.SQL(
+        "SELECT source_month, source_url, rows_read, rows_loaded, rows_rejected, rows_outside_month,"
+        " dropped_by_rule, null_fraction, trips_per_day, quantiles FROM {} WHERE "
+        + where
+        + " ORDER BY source_month, published_at NULLS FIRST, staged_at"
+    ).format(_table(schema_name, profile_table(table)))
+    with _autocommit(conn).cursor() as cursor:
+        cursor.execute(query, params)
+        return [MonthProfile(taxi, f"{row[0]:%Y-%m}", *row[1:]) for row in cursor.fetchall()]
+
+
+def record_anomalies(conn: psycopg.Connection, staged: StagedMonth, anomalies: list[dict]) -> None:
+    """Store the anomaly test's flags (an empty list: checked, nothing found) with the staged profile."""
+    _autocommit(conn).execute(
+        sql.SQL("UPDATE {} SET anomalies = %s WHERE source_month = %s AND run_id = %s").format(
+            _table(staged.schema_name, profile_table(staged.table))
+        ),
+        (json.dumps(anomalies), Month.parse(staged.month).first_day, staged.run_id),
+    )
 
 
 def replace_table(
@@ -268,17 +537,17 @@ def replace_table(
     schema_name: str,
     table: str,
     columns: pa.Schema,
-    index_column: str,
     batches: Iterable[pa.RecordBatch],
+    lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT,
 ) -> int:
     """Replace the whole table's rows with ``batches`` in one transaction (TRUNCATE then COPY).
 
     TRUNCATE is transactional in Postgres: until the COPY commits, readers wait and then see the
     new rows, and a failure rolls back to the old ones.
     """
-    ensure_table(conn, schema_name, table, columns, index_column)
+    ensure_table(conn, schema_name, table, columns)
     target = _table(schema_name, table)
-    with _locked_transaction(conn, f"table:{schema_name}.{table}") as cursor:
+    with _transaction(conn, f"table:{schema_name}.{table}", lock_timeout) as cursor:
         cursor.execute(sql.SQL("TRUNCATE {}").format(target))
         return copy_batches(cursor, target, columns.names, batches)
 
@@ -299,53 +568,6 @@ def copy_day_to_csv(
     ):
         for chunk in copy:
             sink.write(chunk)
-
-
-@dataclass(frozen=True)
-class MonthCheck:
-    """What the check task measures on a loaded month."""
-
-    month: Month
-    rows: int
-    null_pickups: int
-    outside_month: int
-
-    def problems(self, max_outside_fraction: float) -> list[str]:
-        """Everything wrong with the month, empty when it passes.
-
-        The TLC files contain a few trips whose pickup lies outside the file's month (clock errors,
-        late submissions); they are kept and counted, and only too many of them is an error.
-        """
-        found = []
-        if self.rows == 0:
-            found.append(f"month {self.month} has no rows")
-        if self.null_pickups:
-            found.append(f"{self.null_pickups} rows of {self.month} have no pickup time")
-        if self.rows and self.outside_month / self.rows > max_outside_fraction:
-            found.append(
-                f"{self.outside_month} of {self.rows} rows of {self.month} have a pickup outside the "
-                f"month, more than the allowed {max_outside_fraction:.1%}"
-            )
-        return found
-
-
-def check_month(
-    conn: psycopg.Connection, schema_name: str, table: str, pickup_column: str, month: Month
-) -> MonthCheck:
-    """Count the month's rows, its rows without a pickup time, and its pickups outside the month."""
-    query = sql.SQL(
-        "SELECT count(*), count(*) FILTER (WHERE {pickup} IS NULL),"
-        " count(*) FILTER (WHERE {pickup} < %(start)s OR {pickup} >= %(end)s)"
-        " FROM {table} WHERE {source_month} = %(month)s"
-    ).format(
-        pickup=sql.Identifier(pickup_column),
-        table=_table(schema_name, table),
-        source_month=sql.Identifier(SOURCE_MONTH_COLUMN),
-    )
-    with conn.cursor() as cursor:
-        cursor.execute(query, {"start": month.start, "end": month.end, "month": month.first_day})
-        rows, null_pickups, outside = cursor.fetchone()
-    return MonthCheck(month, rows, null_pickups, outside)
 
 
 def trips_per_day(

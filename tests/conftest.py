@@ -37,7 +37,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 
 @pytest.fixture(scope="session")
 def tlc_base_url() -> Iterator[str]:
-    """The TLC mirror stand-in serving the real sample files in ``data/tlc``."""
+    """The TLC stand-in serving the sample files in ``data/tlc`` with both sources' layouts."""
     server, url = serve_in_thread(SAMPLES)
     yield url
     server.shutdown()
@@ -129,6 +129,7 @@ def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str, chart_d
     """Connections and variables for one DAG run, pointing at the test's services and schema."""
     return {
         "AIRFLOW_CONN_POSTGRES_DEFAULT": postgres.uri,
+        "AIRFLOW_VAR_MIRROR_BASE_URL": tlc_base_url,
         "AIRFLOW_VAR_TLC_BASE_URL": tlc_base_url,
         "AIRFLOW_VAR_PG_SCHEMA": pg_schema,
         "AIRFLOW_VAR_CHART_DIR": str(chart_dir),

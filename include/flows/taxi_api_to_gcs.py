@@ -1,93 +1,239 @@
-"""The steps of ``taxi_api_to_gcs``: write a month of one colour to GCS as Parquet.
+"""The steps of ``taxi_api_to_gcs``: stage a month of one taxi family as Parquet in GCS, judge it,
+publish it.
 
-The month goes to the bucket twice: one file for the month, and one file per pickup day in a
-Hive-partitioned dataset.
+The month goes to the bucket twice, with the family's declared columns plus ``source_month``:
+
+- ``{taxi}_tripdata/{taxi}_tripdata_{YYYY-MM}.parquet``: one file for the month;
+- ``{taxi}_tripdata_by_day/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM}.parquet``: the same
+  rows partitioned by pickup day, Hive style. A day holds one file per source month, so a stray
+  pickup from another month's file never makes one month's rerun overwrite another month's rows.
+
+Beside them, ``{taxi}_tripdata_rejects/`` keeps a month's unreadable rows (CSV) and
+``{taxi}_tripdata_profiles/`` its profile (JSON), which the anomaly test of later months reads.
+
+Write-audit-publish: ``stage`` writes everything under a staging prefix of this run's own;
+``audit`` and ``check_anomalies`` judge the staged profile; ``publish`` copies the staged objects
+to their names (server-side), deletes the month's objects the new load did not write, and writes
+the profile last. A refused month leaves the published objects as they were.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include import gcs
-from include.extract import Rejects, iter_batches
+from include.errors import DataQualityError
+from include.month_file import MonthFile
+from include.months import Month
 from include.parquet import write_daily_partitions, write_parquet
+from include.profile import MonthProfile
+from include.quality import (
+    HISTORY_MONTHS,
+    MONTH_CHECKS,
+    Action,
+    Anomaly,
+    failed_checks,
+    find_anomalies,
+    judge,
+)
 from include.sources import MonthRequest
-from include.transform import MONTHLY_RULES, CleaningReport, clean
+from include.transform import with_source_month
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
 log = logging.getLogger(__name__)
 
+PARTITION_COLUMN = "pickup_date"
+
+
+def file_stem(taxi: str, month: Month | str) -> str:
+    return f"{taxi}_tripdata_{month}"
+
+
+def month_object(taxi: str, month: Month | str) -> str:
+    return f"{taxi}_tripdata/{file_stem(taxi, month)}.parquet"
+
+
+def by_day_prefix(taxi: str) -> str:
+    return f"{taxi}_tripdata_by_day"
+
+
+def rejects_object(taxi: str, month: Month | str) -> str:
+    return f"{taxi}_tripdata_rejects/{file_stem(taxi, month)}.csv"
+
+
+def profiles_prefix(taxi: str) -> str:
+    return f"{taxi}_tripdata_profiles"
+
+
+def profile_object(taxi: str, month: Month | str) -> str:
+    return f"{profiles_prefix(taxi)}/{file_stem(taxi, month)}.json"
+
+
+def staging_prefix(taxi: str, month: Month | str, run_id: str) -> str:
+    """Where a run stages a month: unique per run, so concurrent runs never share a staging area."""
+    run_key = hashlib.sha1(run_id.encode()).hexdigest()[:10]
+    return f"_staging/taxi_api_to_gcs/{file_stem(taxi, month)}_{run_key}"
+
 
 @dataclass(frozen=True)
-class ParquetExport:
-    """What a month's export to GCS wrote: small and flat, so it travels as an XCom and asset extra."""
+class StagedExport:
+    """What a run staged for a month: small and flat, so it travels between tasks as an XCom."""
 
     taxi: str
     month: str
+    run_id: str
     bucket: str
-    month_object: str
-    dataset_prefix: str
-    rows: int
+    staging_prefix: str
+    # The final names of the staged objects (each staged as ``{staging_prefix}/{name}``).
+    objects: list[str]
+    rows_loaded: int
     partitions: int
-    dropped_by_rule: dict[str, int]
     rows_rejected: int
-    outside_month: int
+
+    def staged(self, name: str) -> str:
+        return f"{self.staging_prefix}/{name}"
 
 
-def export_month_to_gcs(hook: GCSHook, path: Path, request: MonthRequest, bucket: str) -> ParquetExport:
-    """Write the cleaned month as one Parquet file and as daily partitions, replacing the month's objects.
+def stage(hook: GCSHook, path: Path, request: MonthRequest, bucket: str, run_id: str) -> StagedExport:
+    """Write the cleaned month, its daily partitions, rejects and profile under the staging prefix.
 
-    Layout: ``{taxi}/{taxi}_tripdata_{YYYY-MM}.parquet`` and
-    ``{taxi}_trips/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM}.parquet``. A day's partition
-    holds one file per source month, so a stray pickup from another month's file never makes one
-    month's rerun overwrite another month's rows. Unreadable rows, if any, are kept in
-    ``{taxi}_rejects/{taxi}_tripdata_{YYYY-MM}.csv``. Everything is written locally first, so a
-    failure while reading uploads nothing.
+    Everything is written locally first, so a file that fails while being read uploads nothing.
     """
-    schema = request.schema
-    file_name = f"{request.taxi}_tripdata_{request.month}.parquet"
-    dataset_prefix = f"{request.taxi}_trips"
-    rejects_prefix = f"{request.taxi}_rejects"
-    report, rejects = CleaningReport(), Rejects(path.name)
+    taxi, month = request.taxi, request.month
+    month_file = MonthFile(path, request)
+    name = f"{file_stem(taxi, month)}.parquet"
+    uploads: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
-        month_file = Path(folder) / file_name
-        batches = clean(iter_batches(path, schema, rejects), schema, MONTHLY_RULES, report, request.month)
-        rows = write_parquet(batches, schema.arrow_schema, month_file)
-        partitions = write_daily_partitions(
-            month_file, schema.pickup_column, "pickup_date", Path(folder) / "days"
+        local = Path(folder) / name
+        rows = write_parquet(
+            with_source_month(month_file.batches(), month), request.schema.table_schema, local
         )
-        month_object = f"{request.taxi}/{file_name}"
-        gcs.upload(hook, bucket, {month_object: month_file})
-        daily = {p.object_name(dataset_prefix, "pickup_date", file_name): p.path for p in partitions}
-        gcs.replace_objects(hook, bucket, dataset_prefix, file_name, daily)
-        rejects_file = Path(folder) / f"{request.taxi}_tripdata_{request.month}.csv"
-        kept = {}
-        if rejects.rows:
-            rejects.write_csv(rejects_file)
-            kept = {f"{rejects_prefix}/{rejects_file.name}": rejects_file}
-        # With no rejects, an earlier run's rejects object of this month is deleted.
-        kept_uris = gcs.replace_objects(hook, bucket, rejects_prefix, rejects_file.name, kept, "text/csv")
-    log.info("%s: %s", path.name, report.describe())
-    if kept_uris:
-        log.warning("%d unreadable row(s) of %s kept in %s", len(rejects.rows), path.name, *kept_uris)
+        uploads[month_object(taxi, month)] = local
+        partitions = write_daily_partitions(
+            local, request.schema.pickup_column, PARTITION_COLUMN, Path(folder) / "days"
+        )
+        uploads |= {p.object_name(by_day_prefix(taxi), PARTITION_COLUMN, name): p.path for p in partitions}
+        if month_file.rejects.rows:
+            uploads[rejects_object(taxi, month)] = Path(folder) / "rejects.csv"
+            month_file.rejects.write_csv(uploads[rejects_object(taxi, month)])
+        profile_path = Path(folder) / "profile.json"
+        profile_path.write_text(json.dumps({**asdict(month_file.profile()), "run_id": run_id}, indent=1))
+        uploads[profile_object(taxi, month)] = profile_path
+        prefix = staging_prefix(taxi, month, run_id)
+        for object_name, local_path in uploads.items():
+            mime = {".csv": "text/csv", ".json": "application/json"}.get(
+                local_path.suffix, gcs.PARQUET_MIME_TYPE
+            )
+            gcs.upload(hook, bucket, {f"{prefix}/{object_name}": local_path}, mime)
     log.info(
-        "Wrote %d rows to gs://%s/%s and %d daily partitions", rows, bucket, month_object, len(partitions)
-    )
-    return ParquetExport(
-        request.taxi,
-        str(request.month),
+        "Staged %d rows of %s %s and %d daily partitions in gs://%s/%s/",
+        rows,
+        taxi,
+        month,
+        len(partitions),
         bucket,
-        month_object,
-        dataset_prefix,
+        prefix,
+    )
+    return StagedExport(
+        taxi,
+        str(month),
+        run_id,
+        bucket,
+        prefix,
+        sorted(uploads),
         rows,
         len(partitions),
-        dict(report.dropped),
-        len(rejects.rows),
-        report.outside_month,
+        len(month_file.rejects.rows),
     )
+
+
+def _read_profile(hook: GCSHook, bucket: str, object_name: str) -> dict:
+    return json.loads(hook.download(bucket_name=bucket, object_name=object_name))
+
+
+def _month_profile(values: dict) -> MonthProfile:
+    fields = MonthProfile.__dataclass_fields__
+    return MonthProfile(**{name: value for name, value in values.items() if name in fields})
+
+
+def audit(hook: GCSHook, staged: StagedExport) -> None:
+    """Fail before publishing unless the staged profile passes ``include.quality.MONTH_CHECKS``."""
+    profile = _month_profile(
+        _read_profile(hook, staged.bucket, staged.staged(profile_object(staged.taxi, staged.month)))
+    )
+    failed = failed_checks(profile)
+    if failed:
+        statements = ", ".join(f"{name} ({MONTH_CHECKS[name]['check_statement']})" for name in failed)
+        raise DataQualityError(
+            f"{staged.taxi} {staged.month} fails {statements}: rows_read={profile.rows_read}, "
+            f"rows_loaded={profile.rows_loaded}, rows_outside_month={profile.rows_outside_month}; "
+            "the month is not published"
+        )
+    log.info("%s %s passes %s", staged.taxi, staged.month, ", ".join(MONTH_CHECKS))
+
+
+def published_history(hook: GCSHook, bucket: str, taxi: str, before: Month) -> list[MonthProfile]:
+    """The published profiles of the ``HISTORY_MONTHS`` months before ``before``, oldest first."""
+    first = before.minus(HISTORY_MONTHS)
+    wanted = {profile_object(taxi, first.plus(i)) for i in range(HISTORY_MONTHS)}
+    found = [name for name in hook.list(bucket, prefix=f"{profiles_prefix(taxi)}/") if name in wanted]
+    return [_month_profile(_read_profile(hook, bucket, name)) for name in sorted(found)]
+
+
+def check_anomalies(hook: GCSHook, staged: StagedExport, actions: Mapping[str, Action]) -> list[Anomaly]:
+    """Compare the staged profile with the published months before it; store the flags in it."""
+    staged_profile = staged.staged(profile_object(staged.taxi, staged.month))
+    values = _read_profile(hook, staged.bucket, staged_profile)
+    profile = _month_profile(values)
+    history = published_history(hook, staged.bucket, staged.taxi, Month.parse(staged.month))
+    anomalies = find_anomalies(profile, history, actions)
+    values["anomalies"] = [anomaly.as_json() for anomaly in anomalies]
+    hook.upload(
+        staged.bucket, staged_profile, data=json.dumps(values, indent=1), mime_type="application/json"
+    )
+    judge(profile, history, anomalies)
+    return anomalies
+
+
+def publish(hook: GCSHook, staged: StagedExport) -> dict:
+    """Copy the staged objects to their names, delete the month's objects it no longer has, and write
+    the profile last; return what was published (the asset event's extra)."""
+    taxi, month, bucket = staged.taxi, staged.month, staged.bucket
+    profile = profile_object(taxi, month)
+    for name in staged.objects:
+        if name != profile:
+            hook.copy(bucket, staged.staged(name), bucket, name)
+    name = f"{file_stem(taxi, month)}.parquet"
+    old_days = gcs.owned_objects(hook, bucket, by_day_prefix(taxi), name)
+    stale = [day for day in old_days if day not in staged.objects]
+    if rejects_object(taxi, month) not in staged.objects and hook.exists(bucket, rejects_object(taxi, month)):
+        stale.append(rejects_object(taxi, month))
+    gcs.delete(hook, bucket, stale)
+    values = _read_profile(hook, bucket, staged.staged(profile))
+    values["published_at"] = datetime.now(timezone.utc).isoformat()
+    hook.upload(bucket, profile, data=json.dumps(values, indent=1), mime_type="application/json")
+    uri = f"gs://{bucket}/{month_object(taxi, month)}"
+    log.info(
+        "Published %d rows of %s %s: %s and %d daily partitions",
+        staged.rows_loaded,
+        taxi,
+        month,
+        uri,
+        staged.partitions,
+    )
+    return {"taxi": taxi, "month": month, "uri": uri, "rows": staged.rows_loaded}
+
+
+def drop_staging(hook: GCSHook, bucket: str, taxi: str, month: Month | str, run_id: str) -> None:
+    """Delete what this run staged for the month (a teardown's job)."""
+    gcs.delete_prefix(hook, bucket, staging_prefix(taxi, month, run_id))

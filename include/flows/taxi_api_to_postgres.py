@@ -1,114 +1,91 @@
-"""The steps of ``taxi_api_to_postgres``: load a month of one colour into Postgres, then check it.
+"""The steps of ``taxi_api_to_postgres``: stage a month of one taxi family in Postgres, judge it,
+publish it.
 
-Each function is one task's work with its inputs made explicit (file, connection, schema), so the
-same code runs inside Airflow, in the tests and in the benchmark.
+Each function is one task's work with its inputs made explicit (file, connection, schema, run), so
+the same code runs inside Airflow, in the tests and in the benchmark.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
 
 from include import postgres
-from include.chart import write_trips_per_day_chart
-from include.extract import Rejects, iter_batches
+from include.month_file import MonthFile
 from include.months import Month
-from include.schema import schema_for
+from include.quality import HISTORY_MONTHS, Action, Anomaly, find_anomalies, judge
 from include.sources import MonthRequest
-from include.transform import MONTHLY_RULES, CleaningReport, clean
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    """What a load wrote: small and flat, so it travels between tasks as an XCom."""
+def stage(
+    conn: psycopg.Connection, path: Path, request: MonthRequest, schema_name: str, run_id: str
+) -> postgres.StagedMonth:
+    """Stream a downloaded month through the cleaning rules into this run's staging table.
 
-    taxi: str
-    month: str
-    schema_name: str
-    table: str
-    rows_read: int
-    rows_loaded: int
-    dropped_by_rule: dict[str, int]
-    rows_rejected: int
-    outside_month: int
-
-
-def load_month_to_postgres(
-    conn: psycopg.Connection, path: Path, request: MonthRequest, schema_name: str
-) -> LoadResult:
-    """Stream a month's file through the cleaning rules into its table, replacing the month.
-
-    Unreadable rows go to the table's rejects table (``{table}_rejects``) with their line and
-    reason, replaced in the same transaction as the month's rows.
+    The rows are profiled on the way in (``include.profile``); unreadable rows go to the staging
+    rejects table with their line and reason. Nothing is visible in ``{taxi}_tripdata`` yet.
     """
-    table = postgres.monthly_table_name(request.taxi)
-    report, rejects = CleaningReport(), Rejects(path.name)
-    batches = clean(
-        iter_batches(path, request.schema, rejects), request.schema, MONTHLY_RULES, report, request.month
-    )
-    rows = postgres.replace_month(conn, schema_name, table, request.schema, request.month, batches, rejects)
-    log.info("%s: %s", path.name, report.describe())
-    if rejects.rows:
-        rejects_table = postgres.rejects_table_name(table)
-        log.warning(
-            "%d unreadable row(s) of %s kept in %s.%s",
-            len(rejects.rows),
-            path.name,
-            schema_name,
-            rejects_table,
-        )
-    log.info("Loaded %d rows of %s into %s.%s", rows, request.month, schema_name, table)
-    return LoadResult(
-        request.taxi,
-        str(request.month),
+    month_file = MonthFile(path, request)
+    staged = postgres.stage_month(
+        conn,
         schema_name,
-        table,
-        report.rows_read,
-        rows,
-        dict(report.dropped),
-        len(rejects.rows),
-        report.outside_month,
+        postgres.tripdata_table(request.taxi),
+        request.schema.arrow_schema,
+        request.month,
+        run_id,
+        month_file.batches(),
+        month_file.rejects,
+        month_file.profile,
     )
-
-
-def verify_loaded_month(
-    conn: psycopg.Connection, loaded: LoadResult, max_outside_fraction: float = 0.01
-) -> postgres.MonthCheck:
-    """Check the loaded month in Postgres; raise ``ValueError`` listing every problem found."""
-    month = Month.parse(loaded.month)
-    pickup_column = schema_for(loaded.taxi).pickup_column
-    check = postgres.check_month(conn, loaded.schema_name, loaded.table, pickup_column, month)
+    if month_file.rejects.rows:
+        log.warning(
+            "%d unreadable row(s) of %s staged for %s",
+            len(month_file.rejects.rows),
+            path.name,
+            postgres.rejects_table(staged.table),
+        )
     log.info(
-        "%s.%s, %s: %d rows, %d without pickup time, %d with a pickup outside the month",
-        loaded.schema_name,
-        loaded.table,
-        month,
-        check.rows,
-        check.null_pickups,
-        check.outside_month,
+        "Staged %d rows of %s %s in %s.%s",
+        staged.rows_loaded,
+        request.taxi,
+        request.month,
+        schema_name,
+        staged.staging_table,
     )
-    problems = check.problems(max_outside_fraction)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return check
+    return staged
 
 
-def write_month_chart(conn: psycopg.Connection, loaded: LoadResult, chart_dir: Path) -> Path:
-    """Draw the loaded month's trips per pickup day as PNG into ``chart_dir``; return its path."""
-    month = Month.parse(loaded.month)
-    pickup_column = schema_for(loaded.taxi).pickup_column
-    trips = postgres.trips_per_day(conn, loaded.schema_name, loaded.table, pickup_column, month)
-    path = write_trips_per_day_chart(
-        chart_dir / f"{loaded.table}_{month}_trips_per_day.png",
-        f"{loaded.taxi} trips per pickup day, {month}",
-        trips,
-        month.first_day,
-        month.last_day,
+def check_anomalies(
+    conn: psycopg.Connection, staged: postgres.StagedMonth, actions: Mapping[str, Action]
+) -> list[Anomaly]:
+    """Compare the staged month's profile with the published months before it; store the flags.
+
+    Raises ``DataQualityError`` when a flag's action is ``fail``, so the month is not published.
+    """
+    profile = postgres.staged_profile(conn, staged)
+    history = postgres.published_history(
+        conn, staged.schema_name, staged.table, staged.taxi, Month.parse(staged.month), HISTORY_MONTHS
     )
-    log.info("Trips per pickup day of %s: chart written to %s", month, path)
-    return path
+    anomalies = find_anomalies(profile, history, actions)
+    postgres.record_anomalies(conn, staged, [anomaly.as_json() for anomaly in anomalies])
+    judge(profile, history, anomalies)
+    return anomalies
+
+
+def publish(conn: psycopg.Connection, staged: postgres.StagedMonth) -> int:
+    """Swap the staged month in for the published one; return its rows."""
+    rows = postgres.publish_month(conn, staged)
+    log.info(
+        "Published %d rows of %s %s in %s.%s",
+        rows,
+        staged.taxi,
+        staged.month,
+        staged.schema_name,
+        staged.table,
+    )
+    return rows
