@@ -1,36 +1,37 @@
 """
-### NYC taxi trips: one day from Postgres → Parquet in GCS
+### NYC taxi trips: one day from Postgres → Parquet in GCS, every taxi family
 
-Each run exports the trips of one taxi colour picked up on one day, read from the table
-`taxi_api_to_postgres` loads, to `gs://{bucket}/{taxi}/{YYYY}/{MM}/{DD}/daily_trips.parquet`.
+Each run exports the trips of each taxi family picked up on one day, read (as Arrow, through
+ADBC) from the tables `taxi_api_to_postgres` loads, to
+`gs://{bucket}/{taxi}_tripdata_exports/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM-DD}.parquet`.
 
-The day is the run's data interval (`[day, next day)`), or the `day` param for a manual run;
-rerunning a day overwrites its one object, and a day without trips writes nothing and says so in
-the log. Backfill a month of days with `airflow backfill create --dag-id taxi_daily_trips_to_gcs
---from-date 2021-01-01 --to-date 2021-01-31`.
+The day is the run's data interval (`[day 00:00, next day 00:00)`, UTC), or the `day` param for a
+manual run; the families are the `taxis` param (all by default). A rerun overwrites the day's
+object; a day without trips deletes it; a day of a month never loaded fails naming the monthly
+flow to run first. Backfill the days of a month with `airflow backfill create --dag-id
+taxi_daily_trips_to_gcs --from-date 2021-01-01 --to-date 2021-01-31`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from airflow.sdk import Param, dag, task
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-
-from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH
+from include.dag_defaults import DEFAULT_ARGS, daily_schedule, taxis_param
+from include.sources import SourceSettings
 
 GCP_CONN_ID = "google_cloud_default"
 POSTGRES_CONN_ID = "postgres_default"
+SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/sources.py
 
 
 @dag(
-    # Data-interval timetable: the run for Jan 5 covers [Jan 5, Jan 6) and starts on Jan 6.
-    schedule=CronDataIntervalTimetable("0 6 * * *", timezone="UTC"),
-    start_date=FIRST_MIRROR_MONTH,
+    schedule=daily_schedule(SOURCE),
+    start_date=SOURCE.start_date,
     catchup=False,  # the monthly load must come first; backfill the days you need
     max_active_runs=4,
     default_args=DEFAULT_ARGS,
     params={
-        "taxi": Param("yellow", enum=["yellow", "green"], description="Taxi colour to export."),
+        "taxis": taxis_param("export"),
         "day": Param(
             None,
             type=["null", "string"],
@@ -43,25 +44,36 @@ POSTGRES_CONN_ID = "postgres_default"
 )
 def taxi_daily_trips_to_gcs():
     @task
-    def export_day(params: dict, data_interval_start: datetime | None = None) -> int:
+    def plan_day(params: dict, data_interval_start=None) -> list[dict]:
+        from include.months import resolve_day
+
+        day = resolve_day(params.get("day"), data_interval_start)
+        return [{"taxi": taxi, "day": day.isoformat()} for taxi in params["taxis"]]
+
+    @task(map_index_template="{{ task.op_kwargs['taxi'] }} {{ task.op_kwargs['day'] }}")
+    def export_day(taxi: str, day: str) -> int:
+        from datetime import date
+
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include.flows.taxi_daily_trips_to_gcs import export_day_to_gcs
-        from include.months import resolve_day
-        from include.postgres import DEFAULT_SCHEMA
-        from include.schema import schema_for
+        from include.flows.taxi_daily_trips_to_gcs import export_day
+        from include.postgres import pg_schema
 
-        taxi = schema_for(params["taxi"]).colour
-        day = resolve_day(params.get("day"), data_interval_start)
-        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            schema_name = Variable.get("pg_schema", default=DEFAULT_SCHEMA)
-            return export_day_to_gcs(
-                conn, GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), schema_name, taxi, day
+        hook = PostgresHook(POSTGRES_CONN_ID)
+        with hook.get_conn() as conn:
+            return export_day(
+                conn,
+                hook.get_uri(),
+                GCSHook(GCP_CONN_ID),
+                Variable.get("gcs_bucket"),
+                pg_schema(),
+                taxi,
+                date.fromisoformat(day),
             )
 
-    export_day()
+    export_day.expand_kwargs(plan_day())
 
 
 taxi_daily_trips_to_gcs()

@@ -33,3 +33,7 @@ class InvalidFileError(ValueError):
 
 class DataQualityError(ValueError):
     """A check refused the data before it was published; the message names what failed."""
+
+
+class MonthNotLoadedError(DataQualityError):
+    """A step needs a month that was never loaded; the message names the flow to run first."""

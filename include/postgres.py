@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -122,7 +121,7 @@ def _column_definitions(columns: pa.Schema) -> sql.Composed:
     )
 
 
-def _autocommit(conn: psycopg.Connection) -> psycopg.Connection:
+def autocommit(conn: psycopg.Connection) -> psycopg.Connection:
     """Autocommit, so each ``conn.transaction()`` is a real BEGIN ... COMMIT and reads hold no locks."""
     if not conn.autocommit:
         conn.autocommit = True
@@ -138,7 +137,7 @@ def _transaction(
     ``lock_timeout`` bounds every lock wait in it, the advisory lock's included: a writer stuck
     behind another fails with ``LockNotAvailable`` (a retry's job) instead of waiting forever.
     """
-    with _autocommit(conn).transaction(), conn.cursor() as cursor:
+    with autocommit(conn).transaction(), conn.cursor() as cursor:
         cursor.execute(
             sql.SQL("SET LOCAL lock_timeout = {}").format(
                 sql.Literal(f"{int(lock_timeout.total_seconds() * 1000)}ms")
@@ -174,7 +173,7 @@ def ensure_table(
     A table that already has every column is left alone without taking any lock, so the DDL of
     one month's load never waits for another month's.
     """
-    with _autocommit(conn).cursor() as cursor:
+    with autocommit(conn).cursor() as cursor:
         existing = _existing_columns(cursor, schema_name, table)
     if existing is not None and set(columns.names) <= set(existing):
         return
@@ -476,7 +475,7 @@ def publish_month(
 def drop_staging(conn: psycopg.Connection, schema_name: str, table: str, month: Month, run_id: str) -> None:
     """Drop what this run staged for the month and did not publish (a teardown's job)."""
     staging = staging_name(table, month, run_id)
-    _autocommit(conn)
+    autocommit(conn)
     for name in (staging, rejects_table(staging)):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema_name, name)))
 
@@ -517,14 +516,14 @@ def _profiles(
         + where
         + " ORDER BY source_month, published_at NULLS FIRST, staged_at"
     ).format(_table(schema_name, profile_table(table)))
-    with _autocommit(conn).cursor() as cursor:
+    with autocommit(conn).cursor() as cursor:
         cursor.execute(query, params)
         return [MonthProfile(taxi, f"{row[0]:%Y-%m}", *row[1:]) for row in cursor.fetchall()]
 
 
 def record_anomalies(conn: psycopg.Connection, staged: StagedMonth, anomalies: list[dict]) -> None:
     """Store the anomaly test's flags (an empty list: checked, nothing found) with the staged profile."""
-    _autocommit(conn).execute(
+    autocommit(conn).execute(
         sql.SQL("UPDATE {} SET anomalies = %s WHERE source_month = %s AND run_id = %s").format(
             _table(staged.schema_name, profile_table(staged.table))
         ),
@@ -552,22 +551,54 @@ def replace_table(
         return copy_batches(cursor, target, columns.names, batches)
 
 
-def copy_day_to_csv(
-    conn: psycopg.Connection, schema_name: str, table: str, pickup_column: str, day: date, path: Path
-) -> None:
-    """Stream one pickup day's rows out of ``table`` into a CSV file with COPY, in table column order."""
+def libpq_uri(uri: str) -> str:
+    """``PostgresHook.get_uri()`` names SQLAlchemy's driver (``postgresql+psycopg://``); libpq, and
+    so ADBC, wants the plain scheme."""
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def day_batches(uri: str, schema_name: str, table: str, pickup_column: str, day: date) -> pa.Table:
+    """The rows of ``table`` picked up on ``day``, read as Arrow through ADBC (no CSV round trip).
+
+    Only the partitions of the day's month and its two neighbours are read: a trip picked up on
+    a day sits in that month's file, or in the next or previous one when it crosses a month's
+    end; a stray further away (a clock error of years) belongs to no day's export.
+    """
+    import adbc_driver_postgresql.dbapi as adbc
+
+    month = Month.of(day)
     query = sql.SQL(
-        "COPY (SELECT * FROM {table} WHERE {pickup} >= %s AND {pickup} < %s ORDER BY {pickup})"
-        " TO STDOUT (FORMAT csv)"
-    ).format(table=_table(schema_name, table), pickup=sql.Identifier(pickup_column))
+        "SELECT * FROM {table} WHERE {source_month} BETWEEN $1 AND $2 AND {pickup} >= $3 AND {pickup} < $4"
+        " ORDER BY {pickup}"
+    ).format(
+        table=_table(schema_name, table),
+        source_month=sql.Identifier(SOURCE_MONTH_COLUMN),
+        pickup=sql.Identifier(pickup_column),
+    )
     start = datetime.combine(day, datetime.min.time())
-    with (
-        conn.cursor() as cursor,
-        path.open("wb") as sink,
-        cursor.copy(query, (start, start + timedelta(days=1))) as copy,
-    ):
-        for chunk in copy:
-            sink.write(chunk)
+    with adbc.connect(libpq_uri(uri)) as conn, conn.cursor() as cursor:
+        # psycopg only composes the identifiers; ADBC binds the values.
+        cursor.execute(
+            query.as_string(None),
+            (month.previous.first_day, month.next.first_day, start, start + timedelta(days=1)),
+        )
+        return cursor.fetch_arrow_table()
+
+
+def month_published(conn: psycopg.Connection, schema_name: str, table: str, month: Month) -> bool:
+    """Whether a month of ``table`` was ever published (its profile says so)."""
+    with autocommit(conn).cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", (f'"{schema_name}"."{profile_table(table)}"',))
+        if cursor.fetchone()[0] is None:
+            return False
+        cursor.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE source_month = %s AND published_at IS NOT NULL").format(
+                _table(schema_name, profile_table(table))
+            ),
+            (month.first_day,),
+        )
+        return cursor.fetchone()[0] > 0
 
 
 def trips_per_day(
@@ -578,6 +609,6 @@ def trips_per_day(
     query = sql.SQL("SELECT {pickup}::date AS day, count(*) FROM {table} {where} GROUP BY day").format(
         pickup=sql.Identifier(pickup_column), table=_table(schema_name, table), where=where
     )
-    with conn.cursor() as cursor:
+    with autocommit(conn).cursor() as cursor:
         cursor.execute(query, (month.first_day,) if month else ())
         return {day: count for day, count in cursor.fetchall() if day is not None}

@@ -1,4 +1,10 @@
-"""The steps of ``taxi_daily_trips_to_gcs``: export one pickup day from Postgres to GCS."""
+"""The steps of ``taxi_daily_trips_to_gcs``: export one pickup day of a family from Postgres to GCS.
+
+The day's rows go to ``{taxi}_tripdata_exports/pickup_date=YYYY-MM-DD/{taxi}_tripdata_{YYYY-MM-DD}.parquet``,
+one object per family and day, so a rerun overwrites it; a day that no longer has trips has its
+object deleted, so a stale file never outlives its rows. A day whose month was never published
+fails, naming the monthly flow to run first: an empty export would hide the missing load.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
-import pyarrow as pa
 
 from include import gcs, postgres
-from include.extract import read_csv_batches
+from include.errors import MonthNotLoadedError
+from include.months import Month
 from include.parquet import write_parquet
-from include.schema import SOURCE_MONTH_COLUMN, schema_for
+from include.schema import schema_for
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -22,32 +28,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def daily_object_name(taxi: str, day: date) -> str:
-    """``{taxi}/{YYYY}/{MM}/{DD}/daily_trips.parquet``: one object per colour and day."""
-    return f"{taxi}/{day:%Y/%m/%d}/daily_trips.parquet"
+def export_object(taxi: str, day: date) -> str:
+    return f"{taxi}_tripdata_exports/pickup_date={day.isoformat()}/{taxi}_tripdata_{day.isoformat()}.parquet"
 
 
-def export_day_to_gcs(
-    conn: psycopg.Connection, hook: GCSHook, bucket: str, schema_name: str, taxi: str, day: date
+def export_day(
+    conn: psycopg.Connection, uri: str, hook: GCSHook, bucket: str, schema_name: str, taxi: str, day: date
 ) -> int:
-    """Write one pickup day of a colour's Postgres table to its daily object; return the rows.
-
-    A rerun overwrites the same object. A day without trips writes nothing, so an empty file
-    never hides a missing load.
-    """
+    """Write one pickup day of a family's trips to its object; return the rows written."""
     schema = schema_for(taxi)
-    table = postgres.monthly_table_name(taxi)
-    columns = schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32()))
-    with tempfile.TemporaryDirectory(prefix="daily-") as folder:
-        csv_path, parquet_path = Path(folder) / "day.csv", Path(folder) / "daily_trips.parquet"
-        postgres.copy_day_to_csv(conn, schema_name, table, schema.pickup_column, day, csv_path)
-        if csv_path.stat().st_size == 0:
+    table = postgres.tripdata_table(taxi)
+    if not postgres.month_published(conn, schema_name, table, Month.of(day)):
+        raise MonthNotLoadedError(
+            f"{taxi} {Month.of(day)} was never loaded into {schema_name}.{table}: "
+            f"run taxi_api_to_postgres for {Month.of(day)} first, then this day again"
+        )
+    rows = postgres.day_batches(uri, schema_name, table, schema.pickup_column, day)
+    object_name = export_object(taxi, day)
+    if rows.num_rows == 0:
+        if hook.exists(bucket, object_name):
+            gcs.delete(hook, bucket, [object_name])
+            log.info("No %s trips on %s any more: deleted gs://%s/%s", taxi, day, bucket, object_name)
+        else:
             log.info(
                 "No %s trips with a pickup on %s in %s.%s: nothing written", taxi, day, schema_name, table
             )
-            return 0
-        rows = write_parquet(read_csv_batches(csv_path, columns), columns, parquet_path)
-        object_name = daily_object_name(taxi, day)
-        gcs.upload(hook, bucket, {object_name: parquet_path})
-    log.info("Wrote %d %s trips of %s to gs://%s/%s", rows, taxi, day, bucket, object_name)
-    return rows
+        return 0
+    with tempfile.TemporaryDirectory(prefix="daily-") as folder:
+        path = Path(folder) / object_name.rsplit("/", 1)[-1]
+        columns = rows.select(schema.table_schema.names).cast(schema.table_schema)  # the declared order
+        written = write_parquet(columns.to_batches(), schema.table_schema, path)
+        gcs.upload(hook, bucket, {object_name: path})
+    log.info("Wrote %d %s trips of %s to gs://%s/%s", written, taxi, day, bucket, object_name)
+    return written
