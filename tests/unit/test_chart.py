@@ -1,12 +1,9 @@
 """The trips-per-day chart, judged on its pixels: decoded from the PNG, never from matplotlib's objects."""
 
-import io
 import struct
 from datetime import date, timedelta
 
 import numpy as np
-from matplotlib.colors import to_rgb
-from matplotlib.image import imread
 
 from include.chart import (
     BAR_COLOUR,
@@ -17,40 +14,13 @@ from include.chart import (
     trips_per_day_png,
     write_trips_per_day_chart,
 )
+from tests.png import bars as _bars
+from tests.png import mask as _mask
+from tests.png import pixels as _pixels
+from tests.png import runs as _runs
 
 OCTOBER = (date(2020, 10, 1), date(2020, 10, 31))
 EVERY_DAY = {date(2020, 10, 1) + timedelta(days=index): 100 for index in range(31)}
-LEGEND_SWATCH_PX = 20  # the legend's colour swatches are shorter than this; bars here are taller
-
-
-def _pixels(png: bytes) -> np.ndarray:
-    """The image as a height x width x 3 array of 0-255 RGB values."""
-    return (imread(io.BytesIO(png), format="png")[:, :, :3] * 255).round().astype(int)
-
-
-def _mask(pixels: np.ndarray, colour: str) -> np.ndarray:
-    """Which pixels are exactly ``colour`` (antialiased edges are not)."""
-    return np.all(pixels == np.round(np.array(to_rgb(colour)) * 255).astype(int), axis=2)
-
-
-def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
-    """The ``(first, last)`` column index of each run of consecutive true values."""
-    runs: list[tuple[int, int]] = []
-    for x in np.flatnonzero(columns):
-        if runs and runs[-1][1] == x - 1:
-            runs[-1] = (runs[-1][0], int(x))
-        else:
-            runs.append((int(x), int(x)))
-    return runs
-
-
-def _bars(pixels: np.ndarray, colour: str) -> list[tuple[int, int]]:
-    """``(left column, height in pixels)`` of each bar drawn in ``colour``, left to right."""
-    heights = _mask(pixels, colour).sum(axis=0)
-    bars = []
-    for first, last in _runs(heights > LEGEND_SWATCH_PX):
-        bars.append((first, int(heights[(first + last) // 2])))
-    return bars
 
 
 def test_is_a_png_of_the_documented_size():
