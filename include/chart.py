@@ -66,16 +66,17 @@ def trips_per_day_png(
     axes.set_axisbelow(True)
     axes.set_xlabel("pickup day")
     axes.set_ylabel("trips")
-    axes.set_title(title, loc="left", fontsize="large")
+    figure.suptitle(title, x=0.01, horizontalalignment="left", fontsize="large")
     busiest = max(shown.values(), default=0)
     axes.set_title(
         f"busiest day {busiest:,} trips; {outside:,} trips with a pickup outside the range",
-        loc="right",
+        loc="left",
         fontsize="small",
     )
     legend = [Patch(color=BAR_COLOUR, label="trips per pickup day")]
     if flagged:
-        legend.append(Patch(color=FLAG_COLOUR, label=f"flagged by an anomaly check ({len(flagged)} days)"))
+        days = f"{len(flagged)} day{'s' if len(flagged) > 1 else ''}"
+        legend.append(Patch(color=FLAG_COLOUR, label=f"flagged by an anomaly check ({days})"))
     # Beside the plot, never over a bar.
     axes.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
 
