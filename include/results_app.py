@@ -14,6 +14,8 @@ authenticated user (the UI's ``_token`` cookie or a bearer token) allowed to rea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,13 +45,16 @@ _templates = Environment(
     lstrip_blocks=True,
 )
 _templates.filters["number"] = lambda value: "-" if value is None else f"{value:,.0f}"
+# The session's time zone is the server's: say UTC and mean it.
+_templates.filters["utc"] = lambda moment: f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
+@dataclass(frozen=True)
 class Warehouse:
     """The schema to read and an open connection to the warehouse, for one request."""
 
-    def __init__(self, conn: psycopg.Connection, schema_name: str) -> None:
-        self.conn, self.schema_name = conn, schema_name
+    conn: psycopg.Connection
+    schema_name: str
 
 
 def warehouse() -> Iterator[Warehouse]:

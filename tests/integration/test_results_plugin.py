@@ -191,7 +191,10 @@ def test_the_json_shows_what_each_month_serves_and_the_loads_not_published(api, 
     assert colours["fhv"]["table_exists"] is False
 
 
-def test_the_page_shows_the_same_rows_flags_and_the_chart_of_the_newest_month(api, profiles, pg_conn):
+def test_the_page_shows_the_same_rows_flags_and_the_chart_of_the_newest_month(
+    api, profiles, pg_conn, monkeypatch
+):
+    monkeypatch.setenv("PGTZ", "America/New_York")  # the app's session: times still shown in UTC
     response = api.get("/taxi-results/")
     assert response.status_code == 200, response.text
     page = response.text
@@ -223,6 +226,7 @@ def test_the_page_shows_the_same_rows_flags_and_the_chart_of_the_newest_month(ap
     assert "warn anomaly: fare_amount_p50 20, expected 8 to 12" in october["anomalies"]
     assert september["anomalies"] == "not checked yet"
     assert july["anomalies"] == "none"
+    assert october["state"] == "published 2026-11-02 23:00 UTC october_second"  # T0 + 41 hours
     assert "fail anomaly: rows 12, expected 1,000 to 5,000" in refused[0]["anomalies"]
     assert "not published" in refused[0]["state"]
 
