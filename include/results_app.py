@@ -1,4 +1,5 @@
-"""The results view: a FastAPI app that the api-server mounts at ``/taxi-results``.
+"""The results view: a FastAPI app that the api-server mounts at ``/taxi-results`` (every link in it is
+relative, so it works under any prefix).
 
 ``plugins/taxi_results.py`` registers it (and its entry in the UI's navigation). It shows, per
 colour, each month the warehouse serves (rows read, kept, rejected, anomaly flags), the loads that
@@ -30,7 +31,6 @@ from include.months import Month
 from include.postgres import DEFAULT_SCHEMA, checked_identifier
 from include.results import PROFILE_COLOURS, ColourResults, MonthProfile, read_profile, read_results
 
-URL_PREFIX = "/taxi-results"
 POSTGRES_CONN_ID = "postgres_default"
 
 ICON = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#2e8b57"
