@@ -1,11 +1,13 @@
-"""The benchmark's chart: each measured ratio as a bar against its target, as PNG."""
+"""The benchmark's chart: each measured ratio as a bar against its target, as PNG (matplotlib, Agg)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.chart import BLACK, GREEN, GREY, RED, Canvas
+from include.chart import BAR_COLOUR, DPI, FLAG_COLOUR
+
+TRACK_COLOUR = "#e0e0e0"
 
 
 @dataclass(frozen=True)
@@ -27,19 +29,22 @@ def write_ratio_chart(path: Path, title: str, bars: list[Bar]) -> None:
     Normalising by the target puts a 0.8x and a 10x target on one axis: a bar passes when it
     reaches the line, green if it does and red if not.
     """
-    width, margin, bar_height, row_height = 900, 30, 28, 80
-    canvas = Canvas(width, 2 * margin + 40 + row_height * len(bars) + 30)
-    canvas.text(margin, margin, title)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     scale_max = max([1.5, *(bar.value / bar.target * 1.1 for bar in bars)])
-    plot_width = width - 2 * margin
-    target_x = margin + round(plot_width / scale_max)
-    top = margin + 40
-    for index, bar in enumerate(bars):
-        y = top + index * row_height
-        canvas.text(margin, y, bar.caption)
-        length = round(plot_width * min(bar.value / bar.target, scale_max) / scale_max)
-        canvas.rectangle(margin, y + 22, plot_width, bar_height, GREY)
-        canvas.rectangle(margin, y + 22, length, bar_height, GREEN if bar.passed else RED)
-        canvas.rectangle(target_x - 1, y + 18, 3, bar_height + 8, BLACK)
-    canvas.text(target_x - 30, top + row_height * len(bars), "TARGET")
-    path.write_bytes(canvas.png())
+    figure = Figure(figsize=(9, 1.2 + 0.8 * len(bars)), dpi=DPI, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    rows = range(len(bars))
+    ratios = [bar.value / bar.target for bar in bars]
+    axes.barh(rows, [scale_max] * len(bars), height=0.6, color=TRACK_COLOUR)
+    axes.barh(rows, ratios, height=0.6, color=[BAR_COLOUR if bar.passed else FLAG_COLOUR for bar in bars])
+    axes.axvline(1.0, color="black", linewidth=2, label="target")
+    axes.set_yticks(list(rows), [bar.caption for bar in bars])
+    axes.invert_yaxis()  # the first bar on top, as listed
+    axes.set_xlim(0, scale_max)
+    axes.set_xlabel("measured / target (a bar reaching the line passes)")
+    figure.suptitle(title, x=0.01, horizontalalignment="left")
+    axes.legend(loc="lower right", fontsize="small")
+    canvas.print_png(str(path))

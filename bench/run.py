@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.results / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     write_ratio_chart(
         args.results / "ratios.png",
-        f"NYC TAXI BENCH {measured_at:%Y-%m-%d}, SPEED / TARGET",
+        f"NYC taxi benchmark {measured_at:%Y-%m-%d}: speed against each target",
         chart_bars(targets),
     )
     print(f"\nWrote {args.results / 'latest.json'} and {args.results / 'ratios.png'}", file=sys.stderr)

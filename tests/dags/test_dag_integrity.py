@@ -21,7 +21,7 @@ EXPECTED_DAGS = {
 }
 
 # Imported lazily inside tasks: a DAG file importing them would slow every parse of the folder.
-HEAVY_MODULES = ("pandas", "pyarrow", "psycopg", "google.cloud", "requests", "include.flows")
+HEAVY_MODULES = ("pandas", "pyarrow", "psycopg", "google.cloud", "requests", "include.flows", "matplotlib")
 
 
 @pytest.fixture(scope="module")

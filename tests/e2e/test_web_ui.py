@@ -1,8 +1,8 @@
-"""The Airflow web UI as a user drives it: log in, find every DAG, trigger a month from the form, and
-find its rows in Postgres.
+"""The Airflow web UI as a user drives it: log in, find every DAG, trigger a month from the form,
+find its rows in Postgres, and open the Taxi results view on what the run loaded.
 
 Everything goes through the browser against the UI that ``scripts/ui.sh`` starts (same code, a
-private Airflow home and free ports); only the check of the rows reads Postgres directly.
+private Airflow home and free ports); only the checks of what landed read Postgres directly.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from include.postgres import monthly_table_name
+from include.chart import HEIGHT_PX, WIDTH_PX
+from include.months import Month
+from include.postgres import monthly_table_name, trips_per_day
 from local_stack.airflow_ui import USERNAME, AirflowUI
 from local_stack.report import month_row_counts
 from tests.dags.test_dag_integrity import EXPECTED_DAGS
+from tests.profiles import create_profile_table, insert_profile
 from tests.samples import GREEN_2020_10, read_with_pandas
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -33,6 +36,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 DAG_ID = "taxi_api_to_postgres"
 PAGE_TIMEOUT = 30  # seconds for a page to show what it should
 RUN_TIMEOUT = 180  # seconds for the triggered run to finish
+# The monthly DAG does not write its month's profile yet (the core's redesign adds it): until it
+# does, the test writes the profile of the loaded month itself, from the rows the run loaded.
+# Set to True when it does, and the test checks the profile the run wrote instead.
+DAG_WRITES_PROFILES = False
 T = TypeVar("T")
 
 
@@ -206,3 +213,87 @@ def test_a_month_triggered_from_the_trigger_form_lands_in_postgres(
     # The month's rows are in the run's schema, as many as the cleaning rules keep.
     counts = month_row_counts(pg_conn, pg_schema, monthly_table_name("green"))
     assert counts == {date(2020, 10, 1): _cleaned_rows(GREEN_2020_10)}
+
+    # The Taxi results view, from the navigation, shows the month as the warehouse holds it.
+    quietest_day = _write_or_find_profile(pg_conn, pg_schema, run_id)
+    _check_results_view(browser, airflow_ui, artifacts, run_id, counts[date(2020, 10, 1)], quietest_day)
+
+
+def _write_or_find_profile(pg_conn, schema_name: str, run_id: str) -> date:
+    """The profile of the run's month (see ``DAG_WRITES_PROFILES``); returns the day its flag names."""
+    october = Month(2020, 10)
+    per_day = trips_per_day(
+        pg_conn, schema_name, monthly_table_name("green"), "lpep_pickup_datetime", october
+    )
+    quietest = min((day for day in per_day if day.month == 10), key=per_day.__getitem__)
+    if DAG_WRITES_PROFILES:
+        [(published,)] = pg_conn.execute(
+            f'SELECT published_at IS NOT NULL FROM "{schema_name}".green_tripdata_profile WHERE run_id = %s',
+            (run_id,),
+        ).fetchall()
+        assert published, "the run published its month"
+        return quietest
+    read = len(read_with_pandas(GREEN_2020_10))
+    loaded = sum(per_day.values())
+    create_profile_table(pg_conn, schema_name, "green")
+    insert_profile(
+        pg_conn,
+        schema_name,
+        "green",
+        october.first_day,
+        run_id,
+        staged_hours=0,
+        published_hours=1,
+        rows_read=read,
+        rows_outside_month=sum(count for day, count in per_day.items() if day.month != 10),
+        dropped_by_rule={"missing_pickup_time": 0, "no_passengers": read - loaded},
+        trips_per_day={day.isoformat(): count for day, count in per_day.items()},
+        anomalies=[
+            {
+                "feature": "trips_per_day_min",
+                "value": per_day[quietest],
+                "low": per_day[quietest] + 1.0,
+                "high": max(per_day.values()) * 2.0,
+                "action": "warn",
+                "days": [quietest.isoformat()],
+            }
+        ],
+    )
+    return quietest
+
+
+def _check_results_view(
+    browser: WebDriver, ui: AirflowUI, artifacts: Path, run_id: str, rows_in_warehouse: int, flagged: date
+) -> None:
+    """Open Taxi results from the navigation and compare its green 2020-10 row with the warehouse."""
+    browser.get(f"{ui.url}/")
+    # A top-level button of the navigation bar, beside Browse and Admin.
+    _click(browser, By.CSS_SELECTOR, "a[aria-label='Taxi results'][href$='/plugin/taxi-results']")
+    _wait(browser).until(EC.url_contains("/plugin/taxi-results"))
+    # The view is the plugin's page in an iframe of the UI, served by the api-server at /taxi-results/.
+    _wait(browser).until(
+        EC.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Taxi results']"))
+    )
+    row_css = f"tr.load[data-taxi='green'][data-month='2020-10'][data-run-id='{run_id}']"
+    row = _wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, row_css)))
+    assert row.get_attribute("data-published") == "true"
+    assert row.find_element(By.CSS_SELECTOR, "td.rows-loaded").text == f"{rows_in_warehouse:,}"
+    assert row.find_element(By.CSS_SELECTOR, "td.rows-rejected").text == "0"
+    assert "warn anomaly: trips_per_day_min" in row.find_element(By.CSS_SELECTOR, "td.anomalies").text
+    assert "No loads yet" in browser.find_element(By.ID, "yellow").text
+
+    # The chart of the newest month is the PNG the plugin draws, loaded in full, its flagged day named.
+    chart = browser.find_element(By.CSS_SELECTOR, "#chart img")
+    assert chart.get_attribute("data-run-id") == run_id
+    _poll(
+        lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart),
+        PAGE_TIMEOUT,
+        0.5,
+        "the chart did not load",
+    )
+    size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", chart)
+    assert size == [WIDTH_PX, HEIGHT_PX]
+    assert f"Flagged days, in red: {flagged.isoformat()}." in browser.find_element(By.ID, "chart").text
+    browser.switch_to.default_content()
+    screenshot = artifacts / "taxi_results.png"
+    assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 0

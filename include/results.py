@@ -1,0 +1,204 @@
+"""What each colour's months hold, read from the profiles the loads store: the results view's data.
+
+Every load of a month writes a profile row to ``{schema}.{taxi}_tripdata_profile`` when it stages
+the month (rows read, kept, rejected, trips per day, anomaly flags) and sets its ``published_at``
+when the month is published. What the warehouse serves for a month is its latest published
+profile. A profile staged after that one and never published (refused by a check, or still in
+flight) is kept apart and shown beside it: the first thing an on-call engineer looks for.
+
+The functions take a plain psycopg connection (what ``PostgresHook.get_conn()`` returns), like
+``include.postgres``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from include.chart import trips_per_day_png
+from include.months import Month
+from include.postgres import checked_identifier
+
+# Every colour that may have profiles; a colour not loaded yet has no table.
+PROFILE_COLOURS = ("yellow", "green", "fhv")
+
+_COLUMNS = (
+    "source_month",
+    "run_id",
+    "source_url",
+    "staged_at",
+    "published_at",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "rows_outside_month",
+    "dropped_by_rule",
+    "trips_per_day",
+    "anomalies",
+)
+
+
+def profile_table(taxi: str) -> str:
+    """The profile table of a colour, e.g. ``green_tripdata_profile``; refuses unknown colours."""
+    if taxi not in PROFILE_COLOURS:
+        raise ValueError(f"taxi {taxi!r} has no profiles; choose one of: {', '.join(PROFILE_COLOURS)}")
+    return f"{taxi}_tripdata_profile"
+
+
+@dataclass(frozen=True)
+class AnomalyFlag:
+    """One feature of a month outside the range its trailing months predict."""
+
+    feature: str
+    value: float | None
+    low: float | None
+    high: float | None
+    action: str  # "warn" or "fail"
+    days: tuple[date, ...] = ()
+
+    @classmethod
+    def from_json(cls, flag: Mapping[str, Any]) -> AnomalyFlag:
+        return cls(
+            feature=str(flag["feature"]),
+            value=flag.get("value"),
+            low=flag.get("low"),
+            high=flag.get("high"),
+            action=str(flag.get("action", "warn")),
+            days=tuple(sorted(date.fromisoformat(day) for day in flag.get("days") or ())),
+        )
+
+
+@dataclass(frozen=True)
+class MonthProfile:
+    """One load of one month, as its profile row records it."""
+
+    taxi: str
+    month: Month
+    run_id: str
+    source_url: str
+    staged_at: datetime
+    published_at: datetime | None
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_outside_month: int
+    dropped_by_rule: dict[str, int]
+    trips_per_day: dict[date, int]
+    anomalies: tuple[AnomalyFlag, ...] | None  # None: not checked yet
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def flagged_days(self) -> list[date]:
+        """Every day any of the month's anomaly flags names, in order."""
+        return sorted({day for flag in self.anomalies or () for day in flag.days})
+
+    def chart_png(self) -> bytes:
+        """The month's trips per pickup day with the flagged days marked (``include.chart``)."""
+        state = "" if self.published else ", not published"
+        return trips_per_day_png(
+            f"{self.taxi} trips per pickup day, {self.month} (run {self.run_id}{state})",
+            self.trips_per_day,
+            self.month.first_day,
+            self.month.last_day,
+            self.flagged_days,
+        )
+
+
+@dataclass(frozen=True)
+class ColourResults:
+    """A colour's months: what each one serves, and the loads after it that were not published."""
+
+    taxi: str
+    table: str  # schema-qualified, for the page
+    table_exists: bool
+    months: list[MonthProfile]  # the latest published profile of each month, newest month first
+    not_published: list[MonthProfile]  # staged after what their month serves, newest first
+
+    def not_published_for(self, month: Month) -> list[MonthProfile]:
+        return [profile for profile in self.not_published if profile.month == month]
+
+
+def _profile(taxi: str, row: tuple) -> MonthProfile:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    anomalies = values["anomalies"]
+    return MonthProfile(
+        taxi=taxi,
+        month=Month.of(values["source_month"]),
+        run_id=values["run_id"],
+        source_url=values["source_url"],
+        staged_at=values["staged_at"],
+        published_at=values["published_at"],
+        rows_read=values["rows_read"],
+        rows_loaded=values["rows_loaded"],
+        rows_rejected=values["rows_rejected"],
+        rows_outside_month=values["rows_outside_month"],
+        # jsonb keeps no key order: the rules by name, so the page lists them the same every time.
+        dropped_by_rule={rule: int(count) for rule, count in sorted(values["dropped_by_rule"].items())},
+        trips_per_day={date.fromisoformat(day): int(n) for day, n in values["trips_per_day"].items()},
+        anomalies=None if anomalies is None else tuple(AnomalyFlag.from_json(flag) for flag in anomalies),
+    )
+
+
+def _table_exists(conn: psycopg.Connection, schema_name: str, table: str) -> bool:
+    query = "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s"
+    return conn.execute(query, (schema_name, table)).fetchone() is not None
+
+
+def _select_profiles(
+    conn: psycopg.Connection, schema_name: str, taxi: str, where: sql.Composable, params: tuple
+) -> list[MonthProfile]:
+    table = sql.Identifier(checked_identifier(schema_name, "schema"), profile_table(taxi))
+    query = sql.SQL(
+        "SELECT {columns} FROM {table} {where} ORDER BY source_month DESC, staged_at DESC, run_id"
+    ).format(columns=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), table=table, where=where)
+    return [_profile(taxi, row) for row in conn.execute(query, params).fetchall()]
+
+
+def read_colour(conn: psycopg.Connection, schema_name: str, taxi: str) -> ColourResults:
+    """Every month of ``taxi`` with the profile it serves, and the loads staged after it unpublished."""
+    table = profile_table(taxi)
+    qualified = f"{checked_identifier(schema_name, 'schema')}.{table}"
+    if not _table_exists(conn, schema_name, table):
+        return ColourResults(taxi, qualified, False, [], [])
+    profiles = _select_profiles(conn, schema_name, taxi, sql.SQL(""), ())
+    served: dict[Month, MonthProfile] = {}
+    for profile in profiles:
+        current = served.get(profile.month)
+        if profile.published and (current is None or profile.published_at > current.published_at):
+            served[profile.month] = profile
+    not_published = [
+        profile
+        for profile in profiles
+        if not profile.published
+        and (profile.month not in served or profile.staged_at > served[profile.month].staged_at)
+    ]
+    months = sorted(served.values(), key=lambda profile: profile.month, reverse=True)
+    return ColourResults(taxi, qualified, True, months, not_published)
+
+
+def read_results(conn: psycopg.Connection, schema_name: str) -> list[ColourResults]:
+    """:func:`read_colour` of every colour, in ``PROFILE_COLOURS`` order."""
+    return [read_colour(conn, schema_name, taxi) for taxi in PROFILE_COLOURS]
+
+
+def read_profile(
+    conn: psycopg.Connection, schema_name: str, taxi: str, month: Month, run_id: str | None = None
+) -> MonthProfile | None:
+    """The profile of one load (``run_id``), or the one the month serves; None if there is none."""
+    if not _table_exists(conn, schema_name, profile_table(taxi)):
+        return None
+    if run_id is not None:
+        where = sql.SQL("WHERE source_month = %s AND run_id = %s")
+        found = _select_profiles(conn, schema_name, taxi, where, (month.first_day, run_id))
+        return found[0] if found else None
+    where = sql.SQL("WHERE source_month = %s AND published_at IS NOT NULL")
+    published = _select_profiles(conn, schema_name, taxi, where, (month.first_day,))
+    return max(published, key=lambda profile: profile.published_at, default=None)
