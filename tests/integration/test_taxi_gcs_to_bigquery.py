@@ -149,6 +149,38 @@ def test_months_loaded_at_once_all_land_and_a_rerun_replaces_only_its_month(
     assert bq.count("green_tripdata") == 5_000 + 15_000 + 10_000
 
 
+def test_a_table_made_before_the_newest_declared_column_gets_it_on_the_next_load(
+    bq, bigquery_client, storage_client, gcs_bucket
+):
+    columns = table_columns(schema_for("green"))
+    newest = columns.names[-2]  # the last declared column (cbd_congestion_fee), before source_month
+    older = columns.remove(columns.get_field_index(newest))
+    bq.create_table("green_tripdata", older, month_partitioned_by="source_month")
+    september = published("green", Month(2020, 9), rows=3_000, shift_days=-30)
+    bq.replace_month_partition(
+        "green_tripdata",
+        older,
+        publish(storage_client, gcs_bucket, "green", Month(2020, 9), september.drop_columns([newest])),
+        Month(2020, 9).first_day,
+    )
+
+    october = published("green", Month(2020, 10), rows=2_000)
+    load_month(
+        bq, "green", Month(2020, 10), publish(storage_client, gcs_bucket, "green", Month(2020, 10), october)
+    )
+
+    table = bigquery_client.get_table(f"{bq.project}.{bq.dataset}.green_tripdata")
+    assert [f.name for f in table.schema] == [*older.names, newest]
+    counts = (
+        f"SELECT source_month, COUNT(*), COUNT({newest}) FROM {bq.ref('green_tripdata')}"
+        " GROUP BY 1 ORDER BY 1"
+    )
+    assert rows(bigquery_client, counts) == [
+        (Month(2020, 9).first_day, 3_000, 0),
+        (Month(2020, 10).first_day, 2_000, october.column(newest).drop_null().length()),
+    ]
+
+
 def test_a_family_without_fares_gets_trips_per_day_and_null_revenue(
     bq, bigquery_client, storage_client, gcs_bucket, tlc_base_url
 ):
