@@ -124,7 +124,7 @@ def _build_settings(args: argparse.Namespace) -> Settings:
 # --- Load jobs as BigQuery runs them -------------------------------------------------------------
 # bqemulator 1.4.0 rejects a partition decorator in a load's destination ("Invalid table id for SQL"),
 # ignores schemaUpdateOptions on loads, runs WRITE_TRUNCATE as a DELETE that a failed INSERT does not
-# undo, and inserts Parquet columns by position. The functions below replace four helpers of
+# undo, and inserts Parquet columns by position. The functions below replace three helpers of
 # bqemulator.jobs.executor that execute_load_job calls in this order, under the engine's write lock:
 # _parse_load_job_config, _apply_load_write_disposition, _load_path_into_target (once per source).
 
@@ -166,8 +166,10 @@ def partition_of(meta: Any, partition_id: str) -> Partition:
             f"Invalid partition decorator {partition_id!r} for a table partitioned by {unit}"
         )
     year, month, day = int(partition_id[:4]), int(partition_id[4:6] or 1), int(partition_id[6:8] or 1)
-    hour = int(partition_id[8:10] or 0)
-    start = datetime(year, month, day, hour)
+    try:
+        start = datetime(year, month, day, int(partition_id[8:10] or 0))
+    except ValueError as error:
+        raise ValidationError(f"Invalid partition decorator {partition_id!r}: {error}") from None
     end = {
         "YEAR": start.replace(year=year + 1),
         "MONTH": start.replace(year=year + month // 12, month=month % 12 + 1),
