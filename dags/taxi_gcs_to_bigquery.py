@@ -1,15 +1,17 @@
 """
 ### NYC taxi trips: Parquet in GCS → BigQuery, with a daily summary
 
-Scheduled on the `nyc_taxi_parquet` asset: every month `taxi_api_to_gcs` writes is loaded here,
-as named by the asset event. A manual run loads the `taxi` and `month` of its params.
+Scheduled on the `nyc_taxi_parquet` asset: every colour and month `taxi_api_to_gcs` writes is
+loaded here, from the object its asset event names. A manual run loads the `taxi` and `month` of
+its params from `{taxi}_tripdata/{taxi}_tripdata_{YYYY-MM}.parquet`.
 
 1. **load_zone_lookup** publishes the TLC zone lookup to the bucket and loads
    `{bq_dataset}.taxi_zone_lookup`;
-2. **load_month** (one mapped instance per month) loads `{taxi}/{taxi}_tripdata_{YYYY-MM}.parquet`
-   into a staging table of its own, then replaces that month in `{bq_dataset}.{taxi}_tripdata`
-   (partitioned by pickup day, clustered on pickup and drop-off zone, snake_case columns) in one
-   transaction, and drops the staging table;
+2. **load_month** (one mapped instance per colour and month, in the pool `bigquery_jobs`) replaces
+   that month's partition of `{bq_dataset}.{taxi}_tripdata` with one load job (partitioned by
+   MONTH on `source_month`, clustered on pickup and drop-off zone; times are `DATETIME`, the TLC's
+   New York wall-clock). No DML: months of one table load side by side, and a failed load leaves
+   the partition as it was;
 3. **refresh_daily_summary** rebuilds `{bq_dataset}.{taxi}_daily_summary`: trips, revenue and
    average distance per pickup day and pickup borough.
 
@@ -51,19 +53,12 @@ def _bigquery():
 def taxi_gcs_to_bigquery():
     @task
     def months_to_load(params: dict, triggering_asset_events=None) -> list[dict]:
-        from include.months import Month
-        from include.schema import schema_for
+        from airflow.sdk import Variable
+
+        from include.flows.taxi_gcs_to_bigquery import months_to_load
 
         events = triggering_asset_events[TAXI_PARQUET] if triggering_asset_events else []
-        requested = [(event.extra["taxi"], event.extra["month"]) for event in events]
-        if not requested:
-            if not params.get("month"):
-                raise ValueError(
-                    'a manual run needs the \'month\' param, e.g. {"taxi": "yellow", "month": "2021-01"}'
-                )
-            requested = [(params["taxi"], params["month"])]
-        unique = sorted({(schema_for(taxi).colour, str(Month.parse(month))) for taxi, month in requested})
-        return [{"taxi": taxi, "month": month} for taxi, month in unique]
+        return months_to_load([event.extra for event in events], params, Variable.get("gcs_bucket"))
 
     @task
     def load_zone_lookup() -> int:
@@ -77,29 +72,22 @@ def taxi_gcs_to_bigquery():
         uri = publish_zone_lookup(base_url, GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
         return load_zone_lookup(_bigquery(), uri)
 
-    @task(map_index_template="{{ taxi }} {{ month }}")
-    def load_month(taxi: str, month: str, ti=None) -> dict:
-        import hashlib
-
-        from airflow.sdk import Variable
-
+    # The pool bounds the BigQuery jobs running at once (the environment creates it).
+    @task(pool="bigquery_jobs", map_index_template="{{ taxi }} {{ month }}")
+    def load_month(taxi: str, month: str, uri: str) -> dict:
         from include.flows.taxi_gcs_to_bigquery import load_month
         from include.months import Month
-        from include.schema import schema_for
 
-        uri = f"gs://{Variable.get('gcs_bucket')}/{taxi}/{taxi}_tripdata_{month}.parquet"
-        run_key = hashlib.sha1(f"{ti.run_id}/{ti.map_index}/{ti.try_number}".encode()).hexdigest()[:12]
-        rows = load_month(_bigquery(), schema_for(taxi), Month.parse(month), uri, run_key)
+        rows = load_month(_bigquery(), taxi, Month.parse(month), uri)
         return {"taxi": taxi, "month": month, "rows": rows}
 
     @task
     def refresh_daily_summary(loaded: list[dict]) -> None:
         from include.flows.taxi_gcs_to_bigquery import refresh_daily_summary
-        from include.schema import schema_for
 
         bq = _bigquery()
         for taxi in sorted({month["taxi"] for month in loaded}):
-            refresh_daily_summary(bq, schema_for(taxi))
+            refresh_daily_summary(bq, taxi)
 
     months = months_to_load()  # first: a run with nothing to load stops before any work
     zones = load_zone_lookup()

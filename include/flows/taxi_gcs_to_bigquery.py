@@ -1,27 +1,29 @@
-"""The steps of ``taxi_gcs_to_bigquery``: load the monthly Parquet from GCS into BigQuery, and build
-the daily summary there.
+"""The steps of ``taxi_gcs_to_bigquery``: load each month's Parquet from GCS into BigQuery, and
+build the daily summary there.
 
-A month goes through a staging table of its own (the Parquet's columns, names and order as the
-TLC writes them), then into the colour's table, renamed to snake_case, in one transaction that
-first deletes that month: a rerun leaves exactly one copy, and a failure leaves the last one.
+A month is one load job into its partition of ``{taxi}_tripdata``, which is partitioned by MONTH on
+``source_month`` (the month of the file a row came from): the job writes ``{taxi}_tripdata$YYYYMM``
+with WRITE_TRUNCATE, so BigQuery swaps that month in whole. A rerun leaves exactly one copy, a
+failure leaves the last one, and months of one table load side by side: no DML, no transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from include import gcs
-from include.bigquery import BigQuery
+from include.bigquery import BigQuery, month_partition
 from include.download import download
 from include.months import Month
 from include.parquet import write_parquet
-from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema
+from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema, schema_for
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -37,6 +39,8 @@ ZONE_SCHEMA = pa.schema(
         ("service_zone", pa.string()),
     ]
 )
+# What most queries on trips filter and join on: the pickup and drop-off zones.
+TRIP_CLUSTERING = ("pu_location_id", "do_location_id")
 
 
 def monthly_table(taxi: str) -> str:
@@ -47,36 +51,62 @@ def summary_table(taxi: str) -> str:
     return f"{taxi}_daily_summary"
 
 
-def load_month(bq: BigQuery, schema: TaxiSchema, month: Month, uri: str, run_key: str) -> int:
-    """Load one month's Parquet into ``{taxi}_tripdata``, replacing that month; return its rows.
+def parquet_uri(bucket: str, taxi: str, month: Month) -> str:
+    """Where ``taxi_api_to_gcs`` writes a colour's month."""
+    return f"gs://{bucket}/{taxi}_tripdata/{taxi}_tripdata_{month}.parquet"
 
-    The target is partitioned by pickup day and clustered on the pickup and drop-off zones, what
-    most queries on trips filter and join on.
+
+def table_columns(schema: TaxiSchema) -> pa.Schema:
+    """What ``{taxi}_tripdata`` stores: the declared columns (snake_case), then ``source_month``."""
+    # With include/schema.py's TaxiSchema.table_schema this whole body is `return schema.table_schema`.
+    return schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False))
+
+
+def months_to_load(events: Iterable[Mapping[str, Any]], params: Mapping[str, Any], bucket: str) -> list[dict]:
+    """The (taxi, month, uri) to load: one per colour and month named by the asset events.
+
+    Each event's extra names ``taxi``, ``month`` and the ``uri`` written; a month published twice
+    is loaded once, from its latest event. Without events (a manual run) the ``taxi`` and
+    ``month`` params name it and the object is where ``taxi_api_to_gcs`` writes it.
     """
-    staging = f"{monthly_table(schema.colour)}_staging_{month.year}{month.month:02d}_{run_key}"
-    target = monthly_table(schema.colour)
-    target_columns = schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32()))
-    # A literal built from a validated Month (the stand-in does not bind parameters in scripts).
-    source_month = f"DATE '{month.first_day.isoformat()}'"
-    bq.create_table(
-        target,
-        target_columns,
-        f"PARTITION BY DATE({schema.pickup_column}) CLUSTER BY pu_location_id, do_location_id",
+    requested: dict[tuple[str, Month], str | None] = {}
+    for extra in events:
+        requested[_checked_month(extra["taxi"], extra["month"])] = extra.get("uri")
+    if not requested:
+        if not params.get("month"):
+            raise ValueError(
+                'a manual run needs the \'month\' param, e.g. {"taxi": "yellow", "month": "2021-01"}'
+            )
+        requested[_checked_month(params["taxi"], params["month"])] = None
+    months = []
+    for (taxi, month), uri in sorted(requested.items()):
+        uri = uri or parquet_uri(bucket, taxi, month)
+        if not (isinstance(uri, str) and uri.startswith("gs://") and uri.endswith(".parquet")):
+            raise ValueError(f"the asset event for {taxi} {month} names {uri!r}, not a gs://….parquet object")
+        months.append({"taxi": taxi, "month": str(month), "uri": uri})
+    return months
+
+
+def _checked_month(taxi: str, month: str) -> tuple[str, Month]:
+    schema_for(taxi)  # rejects a colour outside the allow-list, naming the allowed ones
+    return taxi, Month.parse(month)
+
+
+def load_month(bq: BigQuery, taxi: str, month: Month, uri: str) -> int:
+    """Replace ``month`` in ``{taxi}_tripdata`` with the Parquet at ``uri``; return its rows.
+
+    Creates the table on first use. Every row of the file must have the month's first day as
+    ``source_month``; BigQuery fails the load otherwise, and the partition stays as it was.
+    """
+    table = monthly_table(taxi)
+    columns = table_columns(schema_for(taxi))
+    bq.create_table(table, columns, month_partitioned_by=SOURCE_MONTH_COLUMN, clustered_by=TRIP_CLUSTERING)
+    bq.replace_month_partition(table, columns, uri, month.first_day)
+    rows = bq.count_month(table, SOURCE_MONTH_COLUMN, month.first_day)
+    partition = month_partition(month.first_day)
+    log.info(
+        "Loaded %d rows of %s into %s, partition %s, from %s", rows, month, bq.ref(table), partition, uri
     )
-    try:
-        bq.load_parquet(staging, schema.arrow_schema, uri)
-        renamed = ", ".join(f"{c.source_name} AS {c.name}" for c in schema.columns)
-        bq.query(
-            "BEGIN TRANSACTION;"
-            f" DELETE FROM {bq.ref(target)} WHERE {SOURCE_MONTH_COLUMN} = {source_month};"
-            f" INSERT INTO {bq.ref(target)} ({', '.join(target_columns.names)})"
-            f" SELECT {renamed}, {source_month} FROM {bq.ref(staging)};"
-            " COMMIT TRANSACTION;"
-        )
-    finally:
-        bq.drop_table(staging)
-    rows = bq.count(target, f"{SOURCE_MONTH_COLUMN} = {source_month}")
-    log.info("Loaded %d rows of %s into %s from %s", rows, month, bq.ref(target), uri)
     return rows
 
 
@@ -86,26 +116,39 @@ def load_zone_lookup(bq: BigQuery, uri: str) -> int:
     return bq.count(ZONE_TABLE)
 
 
-def refresh_daily_summary(bq: BigQuery, schema: TaxiSchema) -> int:
-    """Rebuild ``{taxi}_daily_summary``: trips, revenue and mean distance per day and pickup borough.
+def refresh_daily_summary(bq: BigQuery, taxi: str) -> int:
+    """Rebuild ``{taxi}_daily_summary``: trips, revenue and mean distance per pickup day and borough."""
+    schema = schema_for(taxi)
+    return build_daily_summary(
+        bq, monthly_table(taxi), summary_table(taxi), table_columns(schema), schema.pickup_column
+    )
 
-    Built from the whole trips table in one statement, so it always matches what is loaded.
-    Pickups in zones missing from the lookup count under ``Unknown``.
+
+def build_daily_summary(bq: BigQuery, trips: str, summary: str, columns: pa.Schema, pickup: str) -> int:
+    """Replace ``summary`` with one query job over the whole ``trips`` table; return its rows.
+
+    The day is the DATE of the pickup's wall-clock DATETIME, as the TLC recorded it. Pickups in
+    zones missing from the lookup count under ``Unknown``; a family without fares or distances
+    (FHV) gets NULL revenue and distance.
     """
-    table = summary_table(schema.colour)
+
+    def aggregate(function: str, column: str) -> str:
+        value = f"{function}(t.{column})" if column in columns.names else "NULL"
+        return f"CAST({value} AS FLOAT64)"
+
     bq.query(
-        f"CREATE OR REPLACE TABLE {bq.ref(table)} PARTITION BY pickup_day AS"
-        f" SELECT DATE(t.{schema.pickup_column}) AS pickup_day,"
+        f"CREATE OR REPLACE TABLE {bq.ref(summary)} PARTITION BY pickup_day AS"
+        f" SELECT DATE(t.{pickup}) AS pickup_day,"
         " COALESCE(z.borough, 'Unknown') AS pickup_borough,"
         " CAST(COUNT(*) AS INT64) AS trips,"
-        " CAST(SUM(t.total_amount) AS FLOAT64) AS revenue,"
-        " CAST(AVG(t.trip_distance) AS FLOAT64) AS avg_trip_distance"
-        f" FROM {bq.ref(monthly_table(schema.colour))} AS t"
+        f" {aggregate('SUM', 'total_amount')} AS revenue,"
+        f" {aggregate('AVG', 'trip_distance')} AS avg_trip_distance"
+        f" FROM {bq.ref(trips)} AS t"
         f" LEFT JOIN {bq.ref(ZONE_TABLE)} AS z ON t.pu_location_id = z.location_id"
         " GROUP BY pickup_day, pickup_borough"
     )
-    rows = bq.count(table)
-    log.info("Rebuilt %s: %d (day, borough) rows", bq.ref(table), rows)
+    rows = bq.count(summary)
+    log.info("Rebuilt %s: %d (day, borough) rows", bq.ref(summary), rows)
     return rows
 
 

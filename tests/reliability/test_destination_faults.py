@@ -240,28 +240,31 @@ def _storage_client(port: int):
     return storage.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials(), client_options=endpoint)
 
 
-def test_a_failed_bigquery_load_leaves_the_table_as_it_was(
-    tlc_base_url, gcs_hook, gcs_bucket, storage_client, bq_dataset, bigquery_client
+def test_a_failed_bigquery_load_leaves_the_month_as_it_was(
+    gcs_bucket, storage_client, bq_dataset, bigquery_client
 ):
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.api_core.exceptions import GoogleAPICallError
 
     from include.bigquery import BigQuery
-    from include.flows.taxi_gcs_to_bigquery import load_month, monthly_table
+    from include.flows.taxi_gcs_to_bigquery import load_month, monthly_table, table_columns
+    from include.schema import schema_for
+    from tests.bigquery_inputs import sample_as_published, upload_parquet
+    from tests.bigquery_inputs import table_state as bigquery_state
+    from tests.samples import GREEN_2020_10
 
-    export = download_and_export(tlc_base_url, gcs_hook, gcs_bucket)
     bq = BigQuery(BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False), bq_dataset)
-    uri = f"gs://{gcs_bucket}/{export.month_object}"
-    load_month(bq, OCTOBER.schema, OCTOBER.month, uri, run_key="first")
-    table = f"`{bq.project}.{bq_dataset}.{monthly_table('green')}`"
-    totals = f"SELECT COUNT(*), SUM(total_amount), SUM(trip_distance) FROM {table}"
-    before = [tuple(row.values()) for row in bigquery_client.query(totals).result()]
+    october = sample_as_published(GREEN_2020_10, table_columns(schema_for("green")), OCTOBER.month.first_day)
+    name = f"green_tripdata/green_tripdata_{OCTOBER.month}.parquet"
+    uri = upload_parquet(storage_client, gcs_bucket, name, october)
+    load_month(bq, "green", OCTOBER.month, uri)
+    table = bq.ref(monthly_table("green"))
+    before = bigquery_state(bigquery_client, table)
 
-    storage_client.bucket(gcs_bucket).blob(export.month_object).upload_from_string(b"PAR1 but not Parquet")
+    storage_client.bucket(gcs_bucket).blob(name).upload_from_string(b"PAR1 but not Parquet")
     with pytest.raises(GoogleAPICallError, match=r"(?i)parquet"):
-        load_month(bq, OCTOBER.schema, OCTOBER.month, uri, run_key="second")
+        load_month(bq, "green", OCTOBER.month, uri)
 
-    assert [tuple(row.values()) for row in bigquery_client.query(totals).result()] == before
-    assert before[0][0] == export.rows
-    tables = {t.table_id for t in bigquery_client.list_tables(bq_dataset)}
-    assert tables == {monthly_table("green")}, "the failed load's staging table is dropped"
+    assert bigquery_state(bigquery_client, table) == before
+    assert before[0] == october.num_rows
+    assert {t.table_id for t in bigquery_client.list_tables(bq_dataset)} == {monthly_table("green")}
