@@ -2,8 +2,8 @@
 ### NYC taxi trips: Parquet in GCS → BigQuery, with a daily summary
 
 Scheduled on the `nyc_taxi_parquet` asset: every colour and month `taxi_api_to_gcs` writes is
-loaded here, from the object its asset event names. A manual run loads the `taxi` and `month` of
-its params from `{taxi}_tripdata/{taxi}_tripdata_{YYYY-MM}.parquet`.
+loaded here, from the object its asset event names. A manual run loads the `taxis` and `month`
+of its params from `{taxi}_tripdata/{taxi}_tripdata_{YYYY-MM}.parquet`.
 
 1. **load_zone_lookup** publishes the TLC zone lookup to the bucket and loads
    `{bq_dataset}.taxi_zone_lookup`;
@@ -21,10 +21,12 @@ Uses the connection `google_cloud_default` and the Variables `gcs_bucket`, `bq_d
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from airflow.sdk import dag, task
 
 from include.assets import TAXI_PARQUET
-from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, monthly_params
+from include.dag_defaults import DEFAULT_ARGS, monthly_params
 
 GCP_CONN_ID = "google_cloud_default"
 
@@ -42,7 +44,7 @@ def _bigquery():
 
 @dag(
     schedule=TAXI_PARQUET,
-    start_date=FIRST_MIRROR_MONTH,
+    start_date=datetime(2009, 1, 1),  # runs come from asset events, not dates
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -66,10 +68,11 @@ def taxi_gcs_to_bigquery():
         from airflow.sdk import Variable
 
         from include.flows.taxi_gcs_to_bigquery import load_zone_lookup, publish_zone_lookup
-        from include.sources import DEFAULT_TLC_BASE_URL
+        from include.sources import base_url, runtime_settings
 
-        base_url = Variable.get("tlc_base_url", default=DEFAULT_TLC_BASE_URL)
-        uri = publish_zone_lookup(base_url, GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
+        source = runtime_settings().source
+        zones_url = source.zone_lookup_url(base_url(source))
+        uri = publish_zone_lookup(zones_url, GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"))
         return load_zone_lookup(_bigquery(), uri)
 
     # The pool bounds the BigQuery jobs running at once (the environment creates it).

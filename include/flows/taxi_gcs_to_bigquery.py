@@ -21,9 +21,10 @@ import pyarrow.csv as pacsv
 from include import gcs
 from include.bigquery import BigQuery, month_partition
 from include.download import download
+from include.errors import InvalidParamsError
 from include.months import Month
 from include.parquet import write_parquet
-from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema, schema_for
+from include.schema import SOURCE_MONTH_COLUMN, TAXIS, TaxiSchema, schema_for
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -58,31 +59,33 @@ def parquet_uri(bucket: str, taxi: str, month: Month) -> str:
 
 def table_columns(schema: TaxiSchema) -> pa.Schema:
     """What ``{taxi}_tripdata`` stores: the declared columns (snake_case), then ``source_month``."""
-    # With include/schema.py's TaxiSchema.table_schema this whole body is `return schema.table_schema`.
-    return schema.snake_case_arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False))
+    return schema.table_schema
 
 
 def months_to_load(events: Iterable[Mapping[str, Any]], params: Mapping[str, Any], bucket: str) -> list[dict]:
     """The (taxi, month, uri) to load: one per colour and month named by the asset events.
 
     Each event's extra names ``taxi``, ``month`` and the ``uri`` written; a month published twice
-    is loaded once, from its latest event. Without events (a manual run) the ``taxi`` and
-    ``month`` params name it and the object is where ``taxi_api_to_gcs`` writes it.
+    is loaded once, from its latest event. Without events (a manual run) the ``taxis`` and
+    ``month`` params name them and the object is where ``taxi_api_to_gcs`` writes it.
     """
     requested: dict[tuple[str, Month], str | None] = {}
     for extra in events:
         requested[_checked_month(extra["taxi"], extra["month"])] = extra.get("uri")
     if not requested:
         if not params.get("month"):
-            raise ValueError(
-                'a manual run needs the \'month\' param, e.g. {"taxi": "yellow", "month": "2021-01"}'
+            raise InvalidParamsError(
+                'a manual run needs the \'month\' param, e.g. {"taxis": ["yellow"], "month": "2021-01"}'
             )
-        requested[_checked_month(params["taxi"], params["month"])] = None
+        for taxi in params.get("taxis") or TAXIS:
+            requested[_checked_month(taxi, params["month"])] = None
     months = []
     for (taxi, month), uri in sorted(requested.items()):
         uri = uri or parquet_uri(bucket, taxi, month)
         if not (isinstance(uri, str) and uri.startswith("gs://") and uri.endswith(".parquet")):
-            raise ValueError(f"the asset event for {taxi} {month} names {uri!r}, not a gs://….parquet object")
+            raise InvalidParamsError(
+                f"the asset event for {taxi} {month} names {uri!r}, not a gs://….parquet object"
+            )
         months.append({"taxi": taxi, "month": str(month), "uri": uri})
     return months
 
@@ -155,10 +158,10 @@ def build_daily_summary(bq: BigQuery, trips: str, summary: str, columns: pa.Sche
 ZONE_LOOKUP_OBJECT = "misc/taxi_zone_lookup.parquet"
 
 
-def publish_zone_lookup(base_url: str, hook: GCSHook, bucket: str) -> str:
+def publish_zone_lookup(url: str, hook: GCSHook, bucket: str) -> str:
     """Download the TLC's taxi zone lookup and publish it as Parquet; return its ``gs://`` URI.
 
-    The mirror has it at ``{base}/misc/taxi_zone_lookup.csv``, with CamelCase headers that are
+    Both sources have it at ``{base}/misc/taxi_zone_lookup.csv``, with CamelCase headers that are
     renamed to the snake_case of ``ZONE_SCHEMA``.
     """
     source_names = ["LocationID", "Borough", "Zone", "service_zone"]
@@ -167,7 +170,7 @@ def publish_zone_lookup(base_url: str, hook: GCSHook, bucket: str) -> str:
             Path(folder) / "taxi_zone_lookup.csv",
             Path(folder) / "taxi_zone_lookup.parquet",
         )
-        download(f"{base_url.rstrip('/')}/misc/taxi_zone_lookup.csv", csv_path)
+        download(url, csv_path)
         types = dict(zip(source_names, ZONE_SCHEMA.types, strict=True))
         zones = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(column_types=types))
         zones = zones.select(source_names).rename_columns(ZONE_SCHEMA.names)
