@@ -108,10 +108,13 @@ def check_file(path: Path) -> None:
         head = source.read(64)
     if not head:
         raise InvalidFileError(f"{path.name} is empty (0 bytes)")
-    expected = {".gz": (_GZIP_MAGIC, "gzip-compressed"), ".parquet": (_PARQUET_MAGIC, "a Parquet file")}
-    magic, what = expected.get(path.suffix, (b"", ""))
+    expected = {
+        ".gz": (_GZIP_MAGIC, "gzip-compressed", "gzip"),
+        ".parquet": (_PARQUET_MAGIC, "a Parquet file", "Parquet"),
+    }
+    magic, what, format_name = expected.get(path.suffix, (b"", "", ""))
     if not head.startswith(magic):
-        looks_like = "an HTML page" if head.lstrip().startswith(b"<") else f"not {what.split()[-1]} data"
+        looks_like = "an HTML page" if head.lstrip().startswith(b"<") else f"not {format_name} data"
         raise InvalidFileError(
             f"{path.name} is not {what}: it starts with {head[:40]!r}, {looks_like}; "
             "the server sent something other than the TLC file"

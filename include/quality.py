@@ -61,18 +61,20 @@ def failed_checks(profile: MonthProfile) -> list[str]:
 
 @dataclass(frozen=True)
 class FeatureRule:
-    """How one feature is compared: on which scale, and the smallest change worth a flag."""
+    """How one feature is compared: on which scale, and the smallest change worth a flag.
 
-    scale: Literal["log", "linear"]
+    An ``absolute`` rule ignores the history: the feature must lie in ``[0, min_change]``.
+    """
+
+    scale: Literal["log", "linear", "absolute"]
     min_change: float
-    needs_history: bool = True
 
 
 # By feature name; the first pattern that matches a feature applies.
 FEATURE_RULES: dict[str, FeatureRule] = {
     "rows": FeatureRule("log", math.log(2)),  # half or double the usual month
     # Days with under half the median day's trips: a gap in the data, whatever the history.
-    "low_trip_days": FeatureRule("linear", 2.5, needs_history=False),
+    "low_trip_days": FeatureRule("absolute", 2),
     "share_*": FeatureRule("linear", 0.02),  # two points of the rows
     "null_fraction.*": FeatureRule("linear", 0.05),  # five points of the rows
     "*.p*": FeatureRule("log", math.log(1.5)),  # quantiles: a third lower or half higher
@@ -128,9 +130,12 @@ def find_anomalies(
     for feature, value in profile.features().items():
         rule = rule_for(feature)
         past = [f[feature] for f in earlier if feature in f]
-        if rule.needs_history and not past:
+        if rule.scale == "absolute":
+            low, high = 0.0, rule.min_change
+        elif past:
+            low, high = _allowed_range(rule, past)
+        else:
             continue
-        low, high = _allowed_range(rule, past or [0.0])
         if not low <= value <= high:
             days = tuple(profile.low_trip_days()) if feature == "low_trip_days" else ()
             found.append(Anomaly(feature, value, low, high, action_for(feature, actions), days))

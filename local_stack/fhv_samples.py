@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import gzip
 import io
 from datetime import datetime
@@ -42,6 +43,7 @@ EMPTY_ZONE_SHARE = {2019: 0.18, 2021: 0.08}
 SHARED_RIDE_SHARE = {2019: 0.07, 2021: 0.0}
 
 
+@functools.cache
 def _green_trips() -> list[tuple[datetime, datetime, str, str]]:
     with gzip.open(GREEN_SOURCE, "rt", newline="") as source:
         rows = csv.DictReader(source)

@@ -26,23 +26,39 @@ def month_row_counts(conn: psycopg.Connection, schema_name: str, table: str) -> 
 
 
 def postgres_report() -> list[str]:
-    """One line per table of the warehouse schema: rows per source month, or in all."""
+    """One line per table of the warehouse schema (not per partition): rows per source month, or in
+    all; for a profile table, the months published and their anomaly flags."""
     schema_name = Variable.get("pg_schema", default=DEFAULT_SCHEMA)
     hook = PostgresHook("postgres_default")
     lines = [f"Postgres {hook.get_uri().split('@')[-1]}, schema {schema_name}:"]
     with hook.get_conn() as conn:
         tables = conn.execute(
-            "SELECT table_name, bool_or(column_name = %s) FROM information_schema.columns"
-            " WHERE table_schema = %s GROUP BY 1 ORDER BY 1",
+            "SELECT c.relname, bool_or(a.attname = %s) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid"
+            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0"
+            " GROUP BY 1 ORDER BY 1",
             (SOURCE_MONTH_COLUMN, schema_name),
         ).fetchall()
         for table, by_month in tables:
-            if by_month:
+            if table.endswith("_profile"):
+                published = conn.execute(
+                    sql.SQL(
+                        "SELECT source_month, coalesce(jsonb_array_length(anomalies), 0) FROM {}"
+                        " WHERE published_at IS NOT NULL ORDER BY source_month, published_at"
+                    ).format(sql.Identifier(schema_name, table))
+                ).fetchall()
+                for month, flags in dict(published).items():
+                    lines.append(
+                        f"  {schema_name}.{table:<26} {month:%Y-%m}  published, {flags} anomaly flag(s)"
+                    )
+            elif by_month:
                 for month, rows in month_row_counts(conn, schema_name, table).items():
-                    lines.append(f"  {schema_name}.{table:<24} {month:%Y-%m}  {rows:>9,} rows")
+                    lines.append(f"  {schema_name}.{table:<26} {month:%Y-%m}  {rows:>9,} rows")
             else:
-                [(rows,)] = conn.execute(f'SELECT count(*) FROM "{schema_name}"."{table}"').fetchall()
-                lines.append(f"  {schema_name}.{table:<24} {'all':<7}  {rows:>9,} rows")
+                [(rows,)] = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, table))
+                ).fetchall()
+                lines.append(f"  {schema_name}.{table:<26} {'all':<7}  {rows:>9,} rows")
     return lines
 
 

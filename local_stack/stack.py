@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_stack import mirror
 from local_stack.postgres import METADATA_DATABASE, PostgresServer
-from local_stack.tlc_server import SAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
 # The GCS and BigQuery stand-ins run from their own environment (requirements-emulators.txt).
@@ -120,13 +120,18 @@ class Stack:
         return PostgresServer(self.state / "postgres", self.postgres_port)
 
     @property
+    def mirror_folder(self) -> Path:
+        """What the TLC stand-in serves: the samples and the constructed months of ``local_stack.mirror``."""
+        return self.state / "tlc"
+
+    @property
     def tlc_server(self) -> BackgroundProcess:
         command = (
             sys.executable,
             "-m",
             "local_stack.tlc_server",
             "--root",
-            str(SAMPLES),
+            str(self.mirror_folder),
             "--port",
             str(self.tlc_port),
         )
@@ -174,6 +179,7 @@ class Stack:
     def up(self) -> None:
         self.postgres.start()
         self.postgres.create_database(METADATA_DATABASE)
+        mirror.build(self.mirror_folder)
         self.tlc_server.start()
         self.gcs_emulator.start()
         self.bigquery_emulator.start()
@@ -216,7 +222,12 @@ class Stack:
             **airflow_env(self.state / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.metadata_uri(),
             "AIRFLOW_CONN_POSTGRES_DEFAULT": self.postgres.uri,
+            # One stand-in serves both sources' layouts.
+            "AIRFLOW_VAR_MIRROR_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
             "AIRFLOW_VAR_TLC_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
+            # The schedules cover the months the stand-in has for every family.
+            "AIRFLOW_VAR_TAXI_FIRST_MONTH": str(mirror.LOCAL_MONTHS[0]),
+            "AIRFLOW_VAR_TAXI_LAST_MONTH": str(mirror.LOCAL_MONTHS[1]),
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
             **google_cloud_env(self.gcs_port, self.bigquery_port),
         }

@@ -4,27 +4,37 @@ from typing import ClassVar
 
 import pytest
 
-from include.download import download
-from include.errors import DownloadError, SourceNotPublishedError, TransientDownloadError
+from include.download import current_version, download
+from include.errors import SourceAccessDeniedError, SourceNotPublishedError, TransientDownloadError
 from include.months import Month
-from include.sources import tlc_url
-from tests.samples import YELLOW_2021_01
+from include.sources import SOURCES
+from tests.samples import GREEN_2024_01_PARQUET, YELLOW_2021_01
+
+MIRROR, TLC = SOURCES["mirror"], SOURCES["tlc"]
 
 
-def test_url_follows_the_mirror_layout():
-    url = tlc_url("https://example.test/releases/download/", "green", Month(2020, 10))
-    assert url == "https://example.test/releases/download/green/green_tripdata_2020-10.csv.gz"
+def test_downloads_the_exact_bytes_from_either_layout(tlc_base_url, tmp_path):
+    for url, sample in (
+        (MIRROR.url(tlc_base_url, "yellow", Month(2021, 1)), YELLOW_2021_01),
+        (TLC.url(tlc_base_url, "green", Month(2024, 1)), GREEN_2024_01_PARQUET),
+    ):
+        destination = tmp_path / sample.name
+        version = download(url, destination)
+        assert version.size == sample.stat().st_size
+        assert destination.read_bytes() == sample.read_bytes()
+        assert version.etag and version.last_modified
 
 
-def test_downloads_the_exact_bytes(tlc_base_url, tmp_path):
-    destination = tmp_path / "file.csv.gz"
-    written = download(tlc_url(tlc_base_url, "yellow", Month(2021, 1)), destination)
-    assert written == YELLOW_2021_01.stat().st_size
-    assert destination.read_bytes() == YELLOW_2021_01.read_bytes()
+def test_an_unchanged_file_answers_304_to_a_conditional_request(tlc_base_url):
+    url = MIRROR.url(tlc_base_url, "yellow", Month(2021, 1))
+    version = current_version(url)
+    assert version.size == YELLOW_2021_01.stat().st_size
+    assert current_version(url, version) is None  # 304: still that version, nothing downloaded
+    assert current_version(url, type(version)(etag='"another"')) == version
 
 
 def test_a_month_that_is_not_published_fails_at_once_naming_the_url(tlc_base_url, tmp_path):
-    url = tlc_url(tlc_base_url, "yellow", Month(2021, 2))
+    url = MIRROR.url(tlc_base_url, "yellow", Month(2021, 2))
     with pytest.raises(SourceNotPublishedError, match=f"{url} is not published \\(HTTP 404\\)"):
         download(url, tmp_path / "file.csv.gz", retries=3, backoff_seconds=5)
 
@@ -61,8 +71,8 @@ def flaky_server():
 
 def test_server_errors_are_retried_until_the_file_comes(flaky_server, tmp_path):
     _FlakyHandler.statuses = [503, 500]
-    written = download(flaky_server, tmp_path / "file.csv.gz", backoff_seconds=0.01)
-    assert written == YELLOW_2021_01.stat().st_size
+    version = download(flaky_server, tmp_path / "file.csv.gz", backoff_seconds=0.01)
+    assert version.size == YELLOW_2021_01.stat().st_size
     assert _FlakyHandler.requests_seen == 3
 
 
@@ -73,8 +83,9 @@ def test_server_errors_give_up_after_the_retries(flaky_server, tmp_path):
     assert _FlakyHandler.requests_seen == 3
 
 
-def test_client_errors_other_than_404_are_not_retried(flaky_server, tmp_path):
-    _FlakyHandler.statuses = [403]
-    with pytest.raises(DownloadError, match="HTTP 403"):
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_request_fails_at_once(flaky_server, tmp_path, status):
+    _FlakyHandler.statuses = [status]
+    with pytest.raises(SourceAccessDeniedError, match=f"refused access \\(HTTP {status}\\)"):
         download(flaky_server, tmp_path / "file.csv.gz", backoff_seconds=0.01)
     assert _FlakyHandler.requests_seen == 1

@@ -4,11 +4,22 @@ import re
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from include.errors import InvalidFileError
 from include.extract import Rejects, iter_batches
 from include.schema import schema_for
-from tests.samples import GREEN_2020_10, YELLOW_2021_01, head_lines, read_with_pandas, write_csv
+from tests.samples import (
+    FHV_2019_01,
+    FHV_2021_01,
+    GREEN_2020_10,
+    GREEN_2024_01_PARQUET,
+    YELLOW_2021_01,
+    head_lines,
+    read_with_pandas,
+    write_csv,
+)
 
 
 def test_reads_the_whole_month_in_blocks_with_the_declared_schema():
@@ -34,22 +45,108 @@ def test_an_all_empty_column_keeps_its_declared_type():
     )
 
 
-def test_a_missing_column_fails_naming_the_file_and_column(tmp_path):
-    lines = [",".join(line.rstrip("\n").split(",")[:-1]) + "\n" for line in head_lines(YELLOW_2021_01, 20)]
-    path = write_csv(tmp_path, "yellow_tripdata_2021-01.csv.gz", lines)
+def _without_field(lines: list[str], index: int) -> list[str]:
+    return [
+        ",".join(f for i, f in enumerate(line.rstrip("\n").split(",")) if i != index) + "\n" for line in lines
+    ]
+
+
+def test_a_column_the_file_lacks_loads_as_nulls_and_is_reported(tmp_path, caplog):
+    lines = _without_field(head_lines(YELLOW_2021_01, 20), 17)  # congestion_surcharge
+    path = write_csv(tmp_path, "yellow_tripdata_2018-01.csv.gz", lines)
+    with caplog.at_level(logging.INFO, logger="include.extract"):
+        batch = next(iter_batches(path, schema_for("yellow")))
+    assert batch.schema == schema_for("yellow").arrow_schema
+    assert batch.column("congestion_surcharge").null_count == batch.num_rows == 19
+    assert "no column(s) ['congestion_surcharge', 'airport_fee', 'cbd_congestion_fee']" in caplog.text
+
+
+def test_a_missing_pickup_time_fails_naming_the_file_and_column(tmp_path):
+    path = write_csv(
+        tmp_path, "yellow_tripdata_2021-01.csv.gz", _without_field(head_lines(YELLOW_2021_01, 20), 1)
+    )
     with pytest.raises(
-        ValueError, match=r"yellow_tripdata_2021-01.csv.gz: missing column\(s\) congestion_surcharge"
+        InvalidFileError, match=r"yellow_tripdata_2021-01.csv.gz: missing column\(s\) tpep_pickup_datetime"
     ):
         next(iter_batches(path, schema_for("yellow")))
 
 
-def test_an_extra_column_is_left_out(tmp_path):
+def test_an_extra_column_is_reported_and_left_out(tmp_path, caplog):
     lines = head_lines(YELLOW_2021_01, 20)
-    lines = [lines[0].rstrip("\n") + ",airport_fee\n"] + [line.rstrip("\n") + ",1.25\n" for line in lines[1:]]
-    path = write_csv(tmp_path, "yellow_tripdata_2023-01.csv.gz", lines)
-    batch = next(iter_batches(path, schema_for("yellow")))
+    lines = [lines[0].rstrip("\n") + ",surge_fee\n"] + [line.rstrip("\n") + ",1.25\n" for line in lines[1:]]
+    path = write_csv(tmp_path, "yellow_tripdata_2021-01.csv.gz", lines)
+    with caplog.at_level(logging.WARNING, logger="include.extract"):
+        batch = next(iter_batches(path, schema_for("yellow")))
     assert batch.schema == schema_for("yellow").arrow_schema
     assert batch.num_rows == 19
+    assert "ignoring column(s) not in the declared schema: ['surge_fee']" in caplog.text
+
+
+def test_a_byte_order_mark_and_the_header_s_case_change_nothing(tmp_path, caplog):
+    lines = head_lines(GREEN_2020_10, 300)
+    plain = pa.Table.from_batches(
+        list(iter_batches(write_csv(tmp_path, "plain.csv.gz", lines), schema_for("green")))
+    )
+    lines[0] = "\ufeff" + lines[0].lower()
+    path = write_csv(tmp_path, "green_tripdata_2020-10.csv.gz", lines)
+    with caplog.at_level(logging.INFO, logger="include.extract"):
+        marked = pa.Table.from_batches(list(iter_batches(path, schema_for("green"))))
+    assert marked.equals(plain)
+    assert "matched column(s) by case or an older spelling: vendorid → vendor_id" in caplog.text
+
+
+def test_fhv_headers_of_both_eras_read_alike(caplog):
+    with caplog.at_level(logging.INFO, logger="include.extract"):
+        old, new = (
+            pa.Table.from_batches(list(iter_batches(path, schema_for("fhv"))))
+            for path in (FHV_2019_01, FHV_2021_01)
+        )
+    assert old.schema == new.schema == schema_for("fhv").arrow_schema
+    for table, path in ((old, FHV_2019_01), (new, FHV_2021_01)):
+        expected = read_with_pandas(path)
+        assert table.num_rows == len(expected)
+        assert table.column("pu_location_id").null_count == expected.iloc[:, 3].isna().sum() > 0
+        assert table.column("dropoff_datetime").null_count == 0
+    assert "dropOff_datetime → dropoff_datetime, PUlocationID → pu_location_id" in caplog.text
+
+
+def test_the_tlc_parquet_reads_as_the_declared_schema():
+    expected = pq.read_table(GREEN_2024_01_PARQUET)
+    assert expected.schema.field("VendorID").type == pa.int32()  # the TLC's own types differ from ours
+    table = pa.Table.from_batches(list(iter_batches(GREEN_2024_01_PARQUET, schema_for("green"))))
+    assert table.schema == schema_for("green").arrow_schema
+    assert table.num_rows == expected.num_rows == 56_551
+    assert table.column("vendor_id").to_pylist() == expected.column("VendorID").to_pylist()
+    assert table.column("cbd_congestion_fee").null_count == table.num_rows  # a 2025 column
+
+
+def test_a_parquet_column_of_the_wrong_type_fails_naming_the_file_and_column(tmp_path):
+    source = pq.read_table(GREEN_2024_01_PARQUET).slice(0, 100)
+    fares = pa.array(["cheap"] + [str(v) for v in source.column("fare_amount").to_pylist()[1:]])
+    path = tmp_path / "green_tripdata_2024-01.parquet"
+    pq.write_table(
+        source.set_column(source.schema.get_field_index("fare_amount"), "fare_amount", fares), path
+    )
+    with pytest.raises(
+        InvalidFileError,
+        match=r"green_tripdata_2024-01.parquet: column fare_amount holds string values .* double",
+    ):
+        list(iter_batches(path, schema_for("green")))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<!DOCTYPE html><html><body>Not found</body></html>", r"is not a Parquet file: .*an HTML page"),
+        (GREEN_2024_01_PARQUET.read_bytes()[:400_000], r"is truncated or corrupt"),
+    ],
+    ids=["html", "truncated"],
+)
+def test_a_file_that_is_not_a_tlc_parquet_fails_naming_it(tmp_path, content, message):
+    path = tmp_path / "green_tripdata_2024-01.parquet"
+    path.write_bytes(content)
+    with pytest.raises(InvalidFileError, match=f"green_tripdata_2024-01.parquet {message}"):
+        list(iter_batches(path, schema_for("green")))
 
 
 def test_an_unparseable_value_fails_naming_the_file_column_and_row(tmp_path):

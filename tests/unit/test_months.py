@@ -1,8 +1,8 @@
-from datetime import date, datetime
+from datetime import datetime
 
 import pytest
 
-from include.months import Month, resolve_month, validate_month
+from include.months import Month, resolve_month
 
 
 def test_parse_and_format_round_trip():
@@ -39,13 +39,6 @@ def test_a_run_without_interval_or_param_fails_naming_the_param():
         resolve_month(None, None)
 
 
-def test_validate_rejects_months_not_over_yet_and_before_the_tlc():
-    assert validate_month(Month(2021, 1), date(2021, 2, 1)) == Month(2021, 1)
-    with pytest.raises(
-        ValueError, match=r"not over yet on 2021-02-20; choose a month from 2009-01 to 2021-01"
-    ):
-        validate_month(Month(2021, 2), date(2021, 2, 20))
-    with pytest.raises(
-        ValueError, match="before the first TLC month; choose a month from 2009-01 to 2020-12"
-    ):
-        validate_month(Month(2008, 12), date(2021, 1, 1))
+def test_months_add_and_subtract_across_years():
+    assert Month(2020, 11).plus(3) == Month(2021, 2)
+    assert Month(2021, 2).minus(14) == Month(2019, 12)
