@@ -2,8 +2,9 @@
 
 The TLC publishes a month about two months after it ends, so the run of the latest month usually
 starts before its file exists: that is a file not published *yet*, worth waiting for. The wait
-runs in the triggerer (one coroutine asking the source every ``poke_interval``), and gives up
-after the Variable ``source_wait_seconds``, failing with the URL. On a fixed archive (the
+runs in the triggerer (one coroutine asking the source every ``source_poke_seconds``, 30 minutes
+unless that Variable says otherwise), and gives up after the Variable ``source_wait_seconds``,
+failing with the URL. On a fixed archive (the
 course's mirror), or for a month long past, a missing file will never come, so it fails at once.
 
 Our own operator and trigger rather than the HTTP provider's ``HttpSensor``: its trigger sends
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 # How long a run waits for a late file unless the Variable source_wait_seconds says otherwise:
 # a quarter, since the TLC publishes about two months after the month ends.
 DEFAULT_WAIT = timedelta(days=90)
+DEFAULT_POKE = timedelta(minutes=30)
 
 
 class WaitForMonthFile(BaseOperator):
@@ -39,11 +41,10 @@ class WaitForMonthFile(BaseOperator):
     template_fields = ("plan",)
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, taxi: str, plan: Any, poke_interval: timedelta = timedelta(minutes=30), **kwargs):
+    def __init__(self, *, taxi: str, plan: Any, **kwargs):
         super().__init__(**kwargs)
         self.taxi = taxi
         self.plan = plan
-        self.poke_interval = poke_interval
 
     def execute(self, context) -> dict:
         from airflow.sdk import Variable
@@ -67,17 +68,13 @@ class WaitForMonthFile(BaseOperator):
         wait = timedelta(
             seconds=float(Variable.get("source_wait_seconds", default=DEFAULT_WAIT.total_seconds()))
         )
-        give_up_at = datetime.now(timezone.utc) + wait
-        log.info(
-            "%s is not published yet: waiting until %s, asking every %s",
-            request.url,
-            give_up_at,
-            self.poke_interval,
+        poke = timedelta(
+            seconds=float(Variable.get("source_poke_seconds", default=DEFAULT_POKE.total_seconds()))
         )
+        give_up_at = datetime.now(timezone.utc) + wait
+        log.info("%s is not published yet: waiting until %s, asking every %s", request.url, give_up_at, poke)
         self.defer(
-            trigger=SourceFileTrigger(
-                request.url, self.poke_interval.total_seconds(), give_up_at.isoformat()
-            ),
+            trigger=SourceFileTrigger(request.url, poke.total_seconds(), give_up_at.isoformat()),
             method_name="execute_complete",
             kwargs={"request": request.to_dict(), "waited": str(wait)},
         )

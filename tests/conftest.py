@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from local_stack.mirror import build as build_mirror
 from local_stack.postgres import PostgresServer
 from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import SAMPLES, serve_in_thread
@@ -40,6 +41,16 @@ def tlc_base_url() -> Iterator[str]:
     """The TLC stand-in serving the sample files in ``data/tlc`` with both sources' layouts."""
     server, url = serve_in_thread(SAMPLES)
     yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def local_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The local stack's stand-in: the samples plus constructed months, every family from 2020-10
+    to 2021-01 (``local_stack.mirror``); its folder and base URL."""
+    folder = build_mirror(tmp_path_factory.mktemp("mirror") / "tlc")
+    server, url = serve_in_thread(folder)
+    yield folder, url
     server.shutdown()
 
 
