@@ -19,7 +19,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from include.assets import TAXI_PARQUET
-from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, monthly_params
+from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, MONTHLY_DEADLINE, monthly_params
 
 GCP_CONN_ID = "google_cloud_default"
 
@@ -30,6 +30,7 @@ GCP_CONN_ID = "google_cloud_default"
     catchup=True,
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
+    deadline=MONTHLY_DEADLINE,  # alerts: a run still going long after being queued
     params=monthly_params(),
     tags=["nyc-taxi", "gcs", "parquet", "monthly"],
     doc_md=__doc__,

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, monthly_params
+from include.dag_defaults import DEFAULT_ARGS, FIRST_MIRROR_MONTH, MONTHLY, MONTHLY_DEADLINE, monthly_params
 
 POSTGRES_CONN_ID = "postgres_default"
 
@@ -34,6 +34,7 @@ POSTGRES_CONN_ID = "postgres_default"
     catchup=True,  # unpaused, the scheduler loads every month from 2019-01 on
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
+    deadline=MONTHLY_DEADLINE,  # alerts: a run still going long after being queued
     params=monthly_params(),
     tags=["nyc-taxi", "postgres", "monthly"],
     doc_md=__doc__,

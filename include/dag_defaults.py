@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, ExceptionRetryPolicy, Param, RetryAction, RetryRule
+from airflow.sdk import (
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+)
+from airflow.sdk.definitions.deadline import VariableInterval
+
+from include.alerts import notify_deadline_missed, notify_task_failure
 
 FAIL_AT_ONCE = ExceptionRetryPolicy(
     rules=[
@@ -28,12 +40,19 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
     "retry_policy": FAIL_AT_ONCE,
+    "on_failure_callback": notify_task_failure,  # alerts: an email once a task has failed for good
 }
 
 # Monthly flows: the run of January has the interval [Jan 1, Feb 1) and starts on Feb 1, so the
 # logical date of a scheduled or backfill run is the first day of the month it loads.
 MONTHLY = CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
 FIRST_MIRROR_MONTH = datetime(2019, 1, 1)  # the TLC mirror has 2019-01 to 2021-07
+# alerts: an email when a monthly run is still going that many seconds (a Variable) after being queued.
+MONTHLY_DEADLINE = DeadlineAlert(
+    reference=DeadlineReference.DAGRUN_QUEUED_AT,
+    interval=VariableInterval("monthly_run_deadline_seconds"),
+    callback=AsyncCallback(notify_deadline_missed),
+)
 
 
 def monthly_params() -> dict[str, Param]:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from include.alerts import DEFAULT_DEADLINE_SECONDS
 from local_stack.postgres import METADATA_DATABASE, PostgresServer
 from local_stack.tlc_server import SAMPLES
 
@@ -218,6 +219,8 @@ class Stack:
             "AIRFLOW_CONN_POSTGRES_DEFAULT": self.postgres.uri,
             "AIRFLOW_VAR_TLC_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
+            # alerts: a monthly run's deadline must be set, or Airflow 3.3 creates no run of it.
+            "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
             **google_cloud_env(self.gcs_port, self.bigquery_port),
         }
 

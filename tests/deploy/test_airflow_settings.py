@@ -12,14 +12,17 @@ from tests.deploy.conftest import REPO
 
 CODE = sorted([*REPO.glob("dags/**/*.py"), *REPO.glob("include/**/*.py")])
 
-# Variable.get("name"...), and the Jinja forms {{ var.value.name }} / {{ var.json.name }}.
-VARIABLE = re.compile(r"""Variable\.get\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']|\bvar\.(?:value|json)\.(\w+)""")
+# Variable.get("name"...), the Jinja forms {{ var.value.name }} / {{ var.json.name }}, and a
+# deadline's VariableInterval("name").
+VARIABLE = re.compile(
+    r"""(?:Variable\.get|VariableInterval)\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']|\bvar\.(?:value|json)\.(\w+)"""
+)
 # POSTGRES_CONN_ID = "name", gcp_conn_id="name", postgres_conn_id: str = "name"...
 CONNECTION = re.compile(r"""\b\w*(?:CONN_ID|conn_id)\b\s*(?::[^=\n]+)?=\s*["']([\w.-]+)["']""")
 
 # The contract of the DAGs (issue 6): what the scan must find, and what must be there regardless.
-KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default"}
-KNOWN_VARIABLES = {"tlc_base_url", "pg_schema", "gcs_bucket"}
+KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default", "smtp_default"}
+KNOWN_VARIABLES = {"tlc_base_url", "pg_schema", "gcs_bucket", "alert_email", "monthly_run_deadline_seconds"}
 CONTRACT_VARIABLES = KNOWN_VARIABLES | {"bq_dataset", "bq_location"}
 
 
