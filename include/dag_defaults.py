@@ -7,6 +7,7 @@ spending its retries and hiding the message behind a wait.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import (
@@ -48,10 +49,16 @@ DEFAULT_ARGS = {
 MONTHLY = CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
 FIRST_MIRROR_MONTH = datetime(2019, 1, 1)  # the TLC mirror has 2019-01 to 2021-07
 # alerts: an email when a monthly run is still going that many seconds (a Variable) after being queued.
-MONTHLY_DEADLINE = DeadlineAlert(
-    reference=DeadlineReference.DAGRUN_QUEUED_AT,
-    interval=VariableInterval("monthly_run_deadline_seconds"),
-    callback=AsyncCallback(notify_deadline_missed),
+# `airflow dags test` of a DAG with a deadline fails once the run succeeds in Airflow 3.3.2
+# (apache/airflow#73428), and it cannot evaluate deadlines anyway: its callers set NYC_TAXI_DEADLINES=off.
+MONTHLY_DEADLINE = (
+    DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=VariableInterval("monthly_run_deadline_seconds"),
+        callback=AsyncCallback(notify_deadline_missed),
+    )
+    if os.environ.get("NYC_TAXI_DEADLINES", "on") != "off"
+    else None
 )
 
 

@@ -85,6 +85,8 @@ class AirflowUI:
             # Only what you trigger (and backfills) runs: the local mirror has two months, so the
             # catch-up runs from 2019 on, and the asset-triggered runs, would mostly fail.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # The scheduler evaluates the monthly DAGs' deadlines (off for `airflow dags test`).
+            "NYC_TAXI_DEADLINES": "on",
             **self.settings,
         }
 

@@ -219,8 +219,10 @@ class Stack:
             "AIRFLOW_CONN_POSTGRES_DEFAULT": self.postgres.uri,
             "AIRFLOW_VAR_TLC_BASE_URL": f"http://127.0.0.1:{self.tlc_port}",
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
-            # alerts: a monthly run's deadline must be set, or Airflow 3.3 creates no run of it.
+            # alerts: a monthly run's deadline must be set, or Airflow 3.3 creates no run of it; the
+            # shell's `airflow dags test` runs go without deadlines (see include/dag_defaults.py).
             "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
+            "NYC_TAXI_DEADLINES": "off",
             **google_cloud_env(self.gcs_port, self.bigquery_port),
         }
 

@@ -137,6 +137,8 @@ def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str, chart_d
         "AIRFLOW_VAR_CHART_DIR": str(chart_dir),
         # Airflow 3.3 refuses to create a run of a DAG whose VariableInterval has no Variable.
         "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
+        # For `airflow dags test` (include/dag_defaults.py); Airflow's own processes turn them on.
+        "NYC_TAXI_DEADLINES": "off",
     }
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -29,6 +30,7 @@ class ReceivedMail:
     sender: str
     recipients: list[str]
     message: EmailMessage
+    received_at: datetime
 
     @property
     def subject(self) -> str:
@@ -51,8 +53,9 @@ class MailServer:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = message_from_bytes(envelope.original_content, policy=policy.default)
+        now = datetime.now(timezone.utc)
         with self._arrived:
-            self.received.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+            self.received.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, now))
             self._arrived.notify_all()
         return "250 Message accepted for delivery"
 

@@ -63,3 +63,13 @@ def test_compose_passes_it_to_every_airflow_component(name: str, airflow_service
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_env_example_documents_it(name: str, env_example: dict[str, str | None]) -> None:
     assert name in env_example, f"{name} is not documented in .env.example"
+
+
+def test_compose_always_gives_the_deadline_variable_a_value_in_the_environment(
+    airflow_services: dict[str, dict],
+) -> None:
+    # Airflow 3.3.2 creates no run of a DAG whose VariableInterval is missing, and a Variable read from
+    # the metadata DB while a run is created breaks the scheduler's transaction: the env must hold it.
+    for spec in airflow_services.values():
+        value = spec["environment"]["AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS"]
+        assert re.fullmatch(r"\$\{AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS:-[1-9][0-9]*\}", value), value
