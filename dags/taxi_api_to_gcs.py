@@ -23,7 +23,13 @@ from __future__ import annotations
 from airflow.sdk import TaskGroup, dag, task
 
 from include.assets import TAXI_PARQUET
-from include.dag_defaults import DEFAULT_ARGS, LOAD_TIMEOUT, monthly_params, monthly_schedule
+from include.dag_defaults import (
+    DEFAULT_ARGS,
+    LOAD_TIMEOUT,
+    MONTHLY_DEADLINE,
+    monthly_params,
+    monthly_schedule,
+)
 from include.schema import TAXIS
 from include.sensors import WaitForMonthFile
 from include.sources import SourceSettings
@@ -38,6 +44,7 @@ SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include
     catchup=True,  # unpaused, the scheduler writes every month of the source, each once
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
+    deadline=MONTHLY_DEADLINE,  # alerts: a run still going long after being queued
     params=monthly_params(),
     tags=["nyc-taxi", "gcs", "parquet", "monthly"],
     doc_md=__doc__,

@@ -30,7 +30,13 @@ from __future__ import annotations
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
 from airflow.sdk import TaskGroup, dag, task
 
-from include.dag_defaults import DEFAULT_ARGS, LOAD_TIMEOUT, monthly_params, monthly_schedule
+from include.dag_defaults import (
+    DEFAULT_ARGS,
+    LOAD_TIMEOUT,
+    MONTHLY_DEADLINE,
+    monthly_params,
+    monthly_schedule,
+)
 from include.quality import MONTH_CHECKS
 from include.schema import TAXIS
 from include.sensors import WaitForMonthFile
@@ -46,6 +52,7 @@ SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include
     catchup=True,  # unpaused, the scheduler loads every month of the source, each once
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
+    deadline=MONTHLY_DEADLINE,  # alerts: a run still going long after being queued
     params=monthly_params(),
     tags=["nyc-taxi", "postgres", "monthly"],
     doc_md=__doc__,

@@ -9,10 +9,20 @@ exception classes (``include.errors``), never a library's ``ValueError``.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
-from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
+from airflow.sdk import (
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+)
 
+from include.alerts import notify_deadline_missed, notify_task_failure
 from include.schema import TAXIS
 from include.sources import SourceSettings
 from include.timetables import CronDataIntervalsUntil
@@ -53,6 +63,7 @@ DEFAULT_ARGS = {
     "retry_policy": RETRY_POLICY,
     # No task may run unbounded; the loads override this with their own, longer limit.
     "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": notify_task_failure,  # alerts: an email once a task has failed for good
 }
 
 # A full month of yellow trips, read, checked and loaded on a modest worker.
@@ -84,6 +95,28 @@ def taxis_param(what: str) -> Param:
         uniqueItems=True,
         description=f"Taxi file families to {what}: any of {', '.join(TAXIS)}.",
     )
+
+
+# alerts: an email when a monthly run is still going that many seconds after being queued. The
+# interval is read at parse time from the environment (AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS), like
+# the source's bounds: Airflow 3.3.2's VariableInterval stops run creation when the Variable is
+# missing or lives in the metastore (apache/airflow#68917). `airflow dags test` of a DAG with a
+# deadline fails once the run succeeds (apache/airflow#73428) and cannot evaluate deadlines anyway:
+# its callers set NYC_TAXI_DEADLINES=off.
+DEFAULT_DEADLINE = timedelta(hours=2)
+MONTHLY_DEADLINE = (
+    DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(
+            seconds=float(
+                os.environ.get("AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS") or DEFAULT_DEADLINE.total_seconds()
+            )
+        ),
+        callback=AsyncCallback(notify_deadline_missed),
+    )
+    if os.environ.get("NYC_TAXI_DEADLINES", "on") != "off"
+    else None
+)
 
 
 def monthly_params() -> dict[str, Param]:

@@ -44,6 +44,8 @@ class AirflowUI:
     folder: Path
     port: int = 8080
     password: str = DEFAULT_PASSWORD
+    # Airflow settings over this class's own (the scheduler tests turn the job schedule back on).
+    settings: Mapping[str, str] = field(default_factory=dict)
     # The components this process started, to reap when they stop (else their zombies linger).
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, init=False, repr=False)
 
@@ -76,11 +78,16 @@ class AirflowUI:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__WORKERS": "1",
+            # Links to the UI, such as the log link in an alert, point here (only its path is served).
+            "AIRFLOW__API__BASE_URL": self.url,
             # Tasks report to the execution API of our api-server, not the default localhost:8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             # Only what you trigger (and backfills) runs: the local mirror has two months, so the
             # catch-up runs from 2019 on, and the asset-triggered runs, would mostly fail.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # The scheduler evaluates the monthly DAGs' deadlines (off for `airflow dags test`).
+            "NYC_TAXI_DEADLINES": "on",
+            **self.settings,
         }
 
     def _pid_file(self, name: str) -> Path:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from include.alerts import DEFAULT_DEADLINE_SECONDS
 from local_stack import mirror
 from local_stack.postgres import METADATA_DATABASE, PostgresServer
 
@@ -229,6 +230,10 @@ class Stack:
             "AIRFLOW_VAR_TAXI_FIRST_MONTH": str(mirror.LOCAL_MONTHS[0]),
             "AIRFLOW_VAR_TAXI_LAST_MONTH": str(mirror.LOCAL_MONTHS[1]),
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
+            # alerts: a monthly run's deadline; the shell's `airflow dags test` runs go without
+            # deadlines, which Airflow 3.3.2's `dags test` cannot run (see include/dag_defaults.py).
+            "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
+            "NYC_TAXI_DEADLINES": "off",
             **google_cloud_env(self.gcs_port, self.bigquery_port),
         }
 

@@ -17,15 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from include.alerts import DEFAULT_DEADLINE_SECONDS
 from local_stack.mirror import build as build_mirror
 from local_stack.postgres import PostgresServer
 from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import SAMPLES, serve_in_thread
+from tests.mail import MailServer, start_mail_server
 
 # Before anything imports Airflow: its configuration is read once, at import.
 os.environ.update(airflow_env(Path(tempfile.mkdtemp(prefix="airflow-home-"))))
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+ALERT_RECIPIENTS = "on-call@example.test, data-team@example.test"
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +147,10 @@ def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str, chart_d
         "AIRFLOW_VAR_TLC_BASE_URL": tlc_base_url,
         "AIRFLOW_VAR_PG_SCHEMA": pg_schema,
         "AIRFLOW_VAR_CHART_DIR": str(chart_dir),
+        # Airflow 3.3 refuses to create a run of a DAG whose VariableInterval has no Variable.
+        "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
+        # For `airflow dags test` (include/dag_defaults.py); Airflow's own processes turn them on.
+        "NYC_TAXI_DEADLINES": "off",
     }
 
 
@@ -168,3 +175,20 @@ def run_dag(airflow_db: None, dag_env: dict[str, str]) -> Callable[..., subproce
             pytest.fail(f"airflow dags test {dag_id} did not finish in {timeout.timeout} s:\n{output}")
 
     return run
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server on loopback that keeps what it receives (aiosmtpd)."""
+    server, controller = start_mail_server()
+    yield server
+    controller.stop()
+
+
+@pytest.fixture
+def alert_env(mail_server: MailServer) -> dict[str, str]:
+    """The connection and Variable that turn the alerts on, pointing at ``mail_server``."""
+    return {
+        "AIRFLOW_CONN_SMTP_DEFAULT": mail_server.connection_uri(),
+        "AIRFLOW_VAR_ALERT_EMAIL": ALERT_RECIPIENTS,
+    }

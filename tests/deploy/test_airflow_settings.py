@@ -12,14 +12,17 @@ from tests.deploy.conftest import REPO
 
 CODE = sorted([*REPO.glob("dags/**/*.py"), *REPO.glob("include/**/*.py")])
 
-# Variable.get("name"...), and the Jinja forms {{ var.value.name }} / {{ var.json.name }}.
-VARIABLE = re.compile(r"""Variable\.get\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']|\bvar\.(?:value|json)\.(\w+)""")
+# Variable.get("name"...), the Jinja forms {{ var.value.name }} / {{ var.json.name }}, and a
+# deadline's VariableInterval("name").
+VARIABLE = re.compile(
+    r"""(?:Variable\.get|VariableInterval)\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']|\bvar\.(?:value|json)\.(\w+)"""
+)
 # POSTGRES_CONN_ID = "name", gcp_conn_id="name", postgres_conn_id: str = "name"...
 CONNECTION = re.compile(r"""\b\w*(?:CONN_ID|conn_id)\b\s*(?::[^=\n]+)?=\s*["']([\w.-]+)["']""")
 
 # The contract of the DAGs (issue 6): what the scan must find, and what must be there regardless.
-KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default"}
-KNOWN_VARIABLES = {"tlc_base_url", "pg_schema", "gcs_bucket"}
+KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default", "smtp_default"}
+KNOWN_VARIABLES = {"tlc_base_url", "pg_schema", "gcs_bucket", "alert_email", "monthly_run_deadline_seconds"}
 CONTRACT_VARIABLES = KNOWN_VARIABLES | {"bq_dataset", "bq_location"}
 
 
@@ -60,3 +63,13 @@ def test_compose_passes_it_to_every_airflow_component(name: str, airflow_service
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_env_example_documents_it(name: str, env_example: dict[str, str | None]) -> None:
     assert name in env_example, f"{name} is not documented in .env.example"
+
+
+def test_compose_always_gives_the_deadline_variable_a_value_in_the_environment(
+    airflow_services: dict[str, dict],
+) -> None:
+    # Airflow 3.3.2 creates no run of a DAG whose VariableInterval is missing, and a Variable read from
+    # the metadata DB while a run is created breaks the scheduler's transaction: the env must hold it.
+    for spec in airflow_services.values():
+        value = spec["environment"]["AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS"]
+        assert re.fullmatch(r"\$\{AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS:-[1-9][0-9]*\}", value), value

@@ -6,8 +6,6 @@ component logs and the task logs.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from local_stack.airflow_ui import AirflowUI
 from local_stack.postgres import PostgresServer
-from local_stack.stack import REPO, airflow_env, free_port
+from local_stack.stack import REPO
+from tests.airflow_processes import running_airflow
 
 ARTIFACTS = REPO / "test-artifacts"
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -54,25 +53,11 @@ def airflow_ui(
 
     The password is random, so logging in with it proves the configured passwords file is used.
     """
-    airflow_home = tmp_path / "airflow"
-    metadata = f"airflow_ui_{secrets.token_hex(5)}"
-    postgres.create_database(metadata)
-    ui = AirflowUI(tmp_path / "airflow-ui", port=free_port(), password=secrets.token_urlsafe(12))
-    env = {
-        **os.environ,
-        **airflow_env(airflow_home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.metadata_uri(metadata),
-        **dag_env,
-    }
-    try:
-        ui.start(env)
+    with running_airflow(tmp_path, postgres, dag_env) as ui:
         yield ui
-    finally:
-        ui.stop()
-        postgres.drop_database(metadata)
     if _failed(request):
         shutil.copytree(ui.folder, ARTIFACTS / "airflow-ui", dirs_exist_ok=True, ignore=_only_logs)
-        shutil.copytree(airflow_home / "logs", ARTIFACTS / "airflow-task-logs", dirs_exist_ok=True)
+        shutil.copytree(tmp_path / "airflow" / "logs", ARTIFACTS / "airflow-task-logs", dirs_exist_ok=True)
 
 
 def _only_logs(folder: str, names: list[str]) -> list[str]:
