@@ -1,37 +1,70 @@
-"""``taxi_daily_trips_to_gcs``: one day of the Postgres table to its own object."""
+"""``taxi_daily_trips_to_gcs``: days of a loaded month exported from Postgres to GCS."""
 
 import io
+from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.samples import YELLOW_2021_01, read_with_pandas
+from include.schema import schema_for
+from tests import expected
+from tests.samples import YELLOW_2021_01
 
 pytestmark = pytest.mark.integration
+EXPORT = "yellow_tripdata_exports/pickup_date={day}/yellow_tripdata_{day}.parquet"
 
 
-def test_exports_a_day_overwrites_on_rerun_and_skips_days_without_trips(run_dag, gcs_bucket, storage_client):
-    loaded = run_dag("taxi_api_to_postgres", {"taxi": "yellow", "month": "2021-01"})
-    assert loaded.returncode == 0, loaded.stdout[-3000:] + loaded.stderr[-3000:]
-    source = read_with_pandas(YELLOW_2021_01, parse_dates=["tpep_pickup_datetime"])
-    kept = source[source.passenger_count != 0]
-    expected = int((kept.tpep_pickup_datetime.dt.date.astype(str) == "2021-01-01").sum())
+def assert_succeeded(result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
+
+def test_exports_each_day_once_and_deletes_a_day_that_lost_its_trips(
+    run_dag, gcs_bucket, storage_client, pg_conn, pg_schema
+):
+    bucket = {"AIRFLOW_VAR_GCS_BUCKET": gcs_bucket}
+    assert_succeeded(run_dag("taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"}))
+    per_day = expected.rows_per_day(YELLOW_2021_01)
     for _ in range(2):
-        result = run_dag(
-            "taxi_daily_trips_to_gcs",
-            {"taxi": "yellow", "day": "2021-01-01"},
-            AIRFLOW_VAR_GCS_BUCKET=gcs_bucket,
+        assert_succeeded(
+            run_dag("taxi_daily_trips_to_gcs", {"taxis": ["yellow"], "day": "2021-01-01"}, **bucket)
         )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        names = [b.name for b in storage_client.list_blobs(gcs_bucket)]
-        assert names == ["yellow/2021/01/01/daily_trips.parquet"]
-    data = storage_client.bucket(gcs_bucket).blob(names[0]).download_as_bytes()
-    assert pq.read_table(io.BytesIO(data)).num_rows == expected > 0
+    blob = storage_client.bucket(gcs_bucket).blob(EXPORT.format(day="2021-01-01"))
+    table = pq.read_table(io.BytesIO(blob.download_as_bytes()))
+    assert table.num_rows == per_day[date(2021, 1, 1)]
+    assert table.schema == schema_for("yellow").table_schema
 
-    empty = run_dag(
-        "taxi_daily_trips_to_gcs", {"taxi": "yellow", "day": "2021-01-20"}, AIRFLOW_VAR_GCS_BUCKET=gcs_bucket
+    # The month is reloaded without that day's trips: the day's export must go too.
+    pg_conn.execute(
+        f"DELETE FROM {pg_schema}.yellow_tripdata WHERE tpep_pickup_datetime::date = '2021-01-01'"
     )
-    assert empty.returncode == 0
-    assert "No yellow trips with a pickup on 2021-01-20" in empty.stdout + empty.stderr
-    assert [b.name for b in storage_client.list_blobs(gcs_bucket)] == names
+    result = run_dag("taxi_daily_trips_to_gcs", {"taxis": ["yellow"], "day": "2021-01-01"}, **bucket)
+    assert_succeeded(result)
+    assert not blob.exists()
+    assert "No yellow trips on 2021-01-01 any more: deleted" in result.stdout + result.stderr
+
+
+def test_a_day_of_a_month_never_loaded_fails_naming_the_flow_to_run(run_dag, gcs_bucket, storage_client):
+    result = run_dag(
+        "taxi_daily_trips_to_gcs",
+        {"taxis": ["green"], "day": "2020-10-05"},
+        AIRFLOW_VAR_GCS_BUCKET=gcs_bucket,
+    )
+    assert result.returncode != 0
+    assert "green 2020-10 was never loaded into" in result.stdout + result.stderr
+    assert "run taxi_api_to_postgres for 2020-10 first" in result.stdout + result.stderr
+    assert list(storage_client.list_blobs(gcs_bucket)) == []
+
+
+def test_a_scheduled_day_is_its_midnight_interval():
+    from datetime import datetime, timezone
+
+    from include.dag_defaults import daily_schedule
+    from include.sources import SourceSettings
+
+    interval = daily_schedule(SourceSettings.from_values("mirror")).infer_manual_data_interval(
+        run_after=datetime(2021, 1, 6, 6, 0, tzinfo=timezone.utc)
+    )
+    assert (interval.start, interval.end) == (
+        datetime(2021, 1, 5, tzinfo=timezone.utc),
+        datetime(2021, 1, 6, tzinfo=timezone.utc),
+    )
