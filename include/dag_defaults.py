@@ -34,11 +34,8 @@ PERMANENT_ERRORS = [
     "include.errors.InvalidFileError",
     "include.errors.DataQualityError",
 ]
-TRANSIENT_ERRORS = [
-    "include.errors.TransientDownloadError",
-    "psycopg.OperationalError",  # a restarted or unreachable database, a lock_timeout
-    "psycopg2.OperationalError",  # the same through common-sql's operators
-]
+# Any other error (a restarted database, a lock_timeout, a 503 from GCS) gets the task's retries.
+TRANSIENT_ERRORS = ["include.errors.TransientDownloadError"]
 
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[

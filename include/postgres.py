@@ -23,6 +23,7 @@ run the same inside an Airflow task and in a test.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -362,11 +363,16 @@ def stage_month(
     profile: Callable[[], MonthProfile],
     lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT,
 ) -> StagedMonth:
-    """Copy a month into this run's staging tables and record its profile, in one transaction.
+    """Copy a month into this run's staging tables and record its profile.
 
     ``columns`` are the batches' columns; ``source_month`` is added. ``profile`` is called once the
     batches are consumed and returns the ``MonthProfile`` gathered from them. A rerun of the same
     run replaces its own staging tables and profile.
+
+    The staging tables are created in a short transaction of their own: ``CREATE TABLE ... (LIKE
+    parent)`` locks the parent until commit, and a lock held through a long COPY would make every
+    other month's publish wait for it. The COPY and the profile then commit together, and a
+    failed COPY drops the empty staging tables again.
     """
     table_columns = columns.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False))
     ensure_table(conn, schema_name, table, table_columns, SOURCE_MONTH_COLUMN, lock_timeout)
@@ -392,22 +398,28 @@ def stage_month(
                 sql.Literal(month.first_day),
             )
         )
-        rows = copy_batches(cursor, staged, table_columns.names, with_source_month(batches, month))
-        copy_batches(cursor, staged_rejects, REJECTS_COLUMNS.names, _rejects_batches(rejects, month))
-        staged_profile = profile()
-        cursor.execute(
-            sql.SQL(_PROFILE_UPSERT).format(table=_table(schema_name, profile_table(table))),
-            {
-                "month": month.first_day,
-                "run_id": run_id,
-                "source_url": staged_profile.source_url,
-                "rows_read": staged_profile.rows_read,
-                "rows_loaded": staged_profile.rows_loaded,
-                "rows_rejected": staged_profile.rows_rejected,
-                "rows_outside_month": staged_profile.rows_outside_month,
-                **staged_profile.as_json_columns(),
-            },
-        )
+    try:
+        with _transaction(conn, f"stage:{schema_name}.{staging}", lock_timeout) as cursor:
+            rows = copy_batches(cursor, staged, table_columns.names, with_source_month(batches, month))
+            copy_batches(cursor, staged_rejects, REJECTS_COLUMNS.names, _rejects_batches(rejects, month))
+            staged_profile = profile()
+            cursor.execute(
+                sql.SQL(_PROFILE_UPSERT).format(table=_table(schema_name, profile_table(table))),
+                {
+                    "month": month.first_day,
+                    "run_id": run_id,
+                    "source_url": staged_profile.source_url,
+                    "rows_read": staged_profile.rows_read,
+                    "rows_loaded": staged_profile.rows_loaded,
+                    "rows_rejected": staged_profile.rows_rejected,
+                    "rows_outside_month": staged_profile.rows_outside_month,
+                    **staged_profile.as_json_columns(),
+                },
+            )
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # a lost connection: the teardown drops them
+            drop_staging(conn, schema_name, table, month, run_id)
+        raise
     return StagedMonth(
         staged_profile.taxi, str(month), run_id, schema_name, table, staging, rows, len(rejects.rows)
     )
