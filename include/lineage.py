@@ -254,6 +254,38 @@ def queried_into_bigquery(bq: BigQuery, tables: Iterable[str], table: str, rows:
     )
 
 
+def exported_to_gcs(
+    conn: psycopg.Connection, schema: str, table: str, bucket: str, name: str, rows: int
+) -> None:
+    """``taxi_daily_trips_to_gcs``: a day of a Postgres table written to one object."""
+    report([postgres_table(conn, schema, table)], [gcs_object(bucket, name, rows)])
+
+
+def staged_from_source(
+    url: str, rows_in_file: int, bucket: str, rows_by_object: dict[str, int | None]
+) -> None:
+    """A source file transformed into staged objects (``rows_by_object``, None if not counted)."""
+    report(
+        [source_file(url, rows_in_file)],
+        [gcs_object(bucket, name, rows) for name, rows in rows_by_object.items()],
+    )
+
+
+def written_in_gcs(bucket: str, read: dict[str, int | None], written: dict[str, int | None]) -> None:
+    """Objects of a bucket read (name: rows) and the objects made from them."""
+    report(
+        [gcs_object(bucket, name, rows) for name, rows in read.items()],
+        [gcs_object(bucket, name, rows) for name, rows in written.items()],
+    )
+
+
+def loaded_into_postgres(
+    conn: psycopg.Connection, schema: str, table: str, bucket: str, objects: Iterable[str], rows: int
+) -> None:
+    """Objects of a bucket loaded into a Postgres table (``rows`` in all)."""
+    report([gcs_object(bucket, name) for name in objects], [postgres_table(conn, schema, table, rows)])
+
+
 def downloaded_to_gcs(url: str, uri: str) -> None:
     """A source file published to the bucket as ``uri``."""
     report([source_file(url)], [gcs_uri(uri)])

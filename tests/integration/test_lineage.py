@@ -1,10 +1,10 @@
 """Lineage: one month (green 2020-10 from the local mirror) through the three flows, with the
 OpenLineage provider sending its events over HTTP to a receiver in this test.
 
-The three DAGs run whole with ``airflow dags test``; the test then follows the graph the events
-describe, file → Postgres table and file → GCS objects → BigQuery table, and compares every row
-count in it with what landed, counted independently (pandas on the sample, SQL on Postgres and
-BigQuery, the Parquet object read back from GCS).
+The DAGs run whole with ``airflow dags test``; the test then follows the graph the events
+describe, file → Postgres table and file → GCS objects → BigQuery table (and the daily export and
+the course's pipeline), and compares every row count in it with what landed, counted
+independently (pandas on the sample, SQL on Postgres and BigQuery, Parquet read back from GCS).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
+from include.schema import schema_for
 from local_stack.stack import LOCAL_PROJECT, free_port
 from tests.samples import GREEN_2020_10, read_with_pandas
 
@@ -33,7 +34,22 @@ pytestmark = pytest.mark.integration
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 MONTH = "2020-10"
-CONF = {"taxis": ["green"], "month": MONTH}
+DAY = "2020-10-15"
+# Where taxi_api_to_gcs writes a month: the file, its days, its rejects, its profile.
+GCS_FLOW_PREFIXES = {
+    "green_tripdata",
+    "green_tripdata_by_day",
+    "green_tripdata_rejects",
+    "green_tripdata_profiles",
+}
+# In this order: the daily export reads what taxi_api_to_postgres published, BigQuery what GCS wrote.
+RUNS = {
+    "taxi_api_to_postgres": {"taxis": ["green"], "month": MONTH},
+    "taxi_api_to_gcs": {"taxis": ["green"], "month": MONTH},
+    "taxi_gcs_to_bigquery": {"taxis": ["green"], "month": MONTH},
+    "taxi_daily_trips_to_gcs": {"taxis": ["green"], "day": DAY},
+    "green_taxi_etl": {"year": 2020, "months": [10]},
+}
 JOB_NAMESPACE = "nyc_taxi_lineage_test"
 
 
@@ -101,9 +117,9 @@ def landed(postgres, tlc_base_url, cloud_stack, airflow_db, tmp_path_factory) ->
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.lineage.ReportedLineageExtractor",
     }
     try:
-        for dag_id in ("taxi_api_to_postgres", "taxi_api_to_gcs", "taxi_gcs_to_bigquery"):
+        for dag_id, conf in RUNS.items():
             result = subprocess.run(
-                [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps(CONF)],
+                [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps(conf)],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -219,7 +235,7 @@ def test_every_object_published_to_the_bucket_is_an_output_of_publish(landed: La
     published = {
         (f"gs://{landed.bucket}", blob.name)
         for blob in storage_client.list_blobs(landed.bucket)
-        if blob.name.startswith("green_tripdata")
+        if blob.name.split("/", 1)[0] in GCS_FLOW_PREFIXES
     }
     staged = outputs(complete_event(landed.events, "taxi_api_to_gcs.green.stage"))
 
@@ -238,3 +254,36 @@ def test_the_wait_names_the_file_it_found_and_every_event_is_in_the_configured_n
     stage = complete_event(landed.events, "taxi_api_to_postgres.green.stage")
     assert stage["run"]["runId"] in started
     assert stage["run"]["facets"]["parent"]["job"]["name"] == "taxi_api_to_postgres"
+
+
+def test_the_daily_export_reads_the_postgres_table_and_writes_the_days_rows(landed: Landed, pg_conn):
+    table = (landed.postgres_namespace, f"{landed.database}.{landed.schema}.green_tripdata")
+    export = (
+        f"gs://{landed.bucket}",
+        f"green_tripdata_exports/pickup_date={DAY}/green_tripdata_{DAY}.parquet",
+    )
+    pickup = schema_for("green").pickup_column
+    [[trips]] = pg_conn.execute(
+        f"SELECT count(*) FROM {landed.schema}.green_tripdata WHERE {pickup}::date = %s", (DAY,)
+    ).fetchall()
+    event = complete_event(landed.events, "taxi_daily_trips_to_gcs.export_day")
+
+    assert inputs(event) == {table: None}
+    assert outputs(event) == {export: trips}
+    assert trips > 0
+
+
+def test_the_courses_pipeline_goes_from_the_file_to_its_table_and_partitions(landed: Landed, pg_conn):
+    source = (landed.source_namespace, f"/green/green_tripdata_{MONTH}.csv.gz")
+    table = (landed.postgres_namespace, f"{landed.database}.{landed.schema}.green_taxi")
+    day = (f"gs://{landed.bucket}", f"green_taxi/lpep_pickup_date={DAY}/green_tripdata_{MONTH}.parquet")
+    [[loaded]] = pg_conn.execute(f"SELECT count(*) FROM {landed.schema}.green_taxi").fetchall()
+    extract, load = "green_taxi_etl.extract_transform", "green_taxi_etl.load_postgres"
+    partitions = "green_taxi_etl.write_partitions"
+    jobs = [extract, load, partitions]
+
+    assert path_between(landed.events, jobs, source, table) == [extract, load]
+    assert path_between(landed.events, jobs, source, day) == [extract, partitions]
+    assert outputs(complete_event(landed.events, load)) == {table: loaded}
+    [staged_rows] = outputs(complete_event(landed.events, extract)).values()
+    assert staged_rows == loaded > 0
