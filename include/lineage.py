@@ -24,10 +24,11 @@ README's Lineage section); then ``report`` does nothing, and it never fails a ta
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 from urllib.parse import urlsplit
 
 from airflow.providers.openlineage import conf as openlineage_conf
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from include.postgres import StagedMonth
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
 
 # What a TaskFlow ``@task`` runs as; ``ReportedLineageExtractor`` is registered for it.
 TASKFLOW_OPERATOR = "_PythonDecoratedOperator"
@@ -115,32 +118,49 @@ def _key(ti: Any) -> tuple:
     return (ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
 
 
+def _running_task_instance() -> Any | None:
+    """The task instance whose lineage is recorded now, or None: lineage off, the extractor not
+    registered (said in a warning), or not inside a task (a test or the benchmark calling a flow)."""
+    from airflow.sdk import get_current_context
+
+    if openlineage_conf.is_disabled():
+        return None
+    if EXTRACTOR not in openlineage_conf.custom_extractors():
+        log.warning(
+            "OpenLineage is on but [openlineage] extractors does not name %s: the lineage this task "
+            "reports is not sent (set AIRFLOW__OPENLINEAGE__EXTRACTORS=%s)",
+            EXTRACTOR,
+            EXTRACTOR,
+        )
+        return None
+    try:
+        return get_current_context()["ti"]
+    except RuntimeError:
+        return None
+
+
+def _best_effort(record: Callable[P, None]) -> Callable[P, None]:
+    """Run ``record`` only when lineage is recorded, and never let it fail the task: lineage
+    describes the work, it must not be the reason the work fails."""
+
+    @functools.wraps(record)
+    def recorded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            if _running_task_instance() is not None:
+                record(*args, **kwargs)
+        except Exception:
+            log.warning("could not record the lineage of this task", exc_info=True)
+
+    return recorded
+
+
+@_best_effort
 def report(inputs: Iterable[Dataset] = (), outputs: Iterable[Dataset] = ()) -> None:
     """Record what the running task read and wrote, for its COMPLETE event. Calls add up; a dataset
     reported twice keeps its last row count. Outside a task, or with lineage off, does nothing."""
-    try:
-        from airflow.sdk import get_current_context
-
-        if openlineage_conf.is_disabled():
-            return
-        if EXTRACTOR not in openlineage_conf.custom_extractors():
-            log.warning(
-                "OpenLineage is on but [openlineage] extractors does not name %s: the lineage this task "
-                "reports is not sent (set AIRFLOW__OPENLINEAGE__EXTRACTORS=%s)",
-                EXTRACTOR,
-                EXTRACTOR,
-            )
-            return
-        try:
-            ti = get_current_context()["ti"]
-        except RuntimeError:
-            return  # not in a task: a test or the benchmark calling a flow function directly
-        task_report = _reports.setdefault(_key(ti), _Report({}, {}))
-        task_report.inputs.update({(d.namespace, d.name): d for d in inputs})
-        task_report.outputs.update({(d.namespace, d.name): d for d in outputs})
-    except Exception:
-        # Lineage describes the work; it must never be the reason the work fails.
-        log.warning("could not record the lineage of this task", exc_info=True)
+    task_report = _reports.setdefault(_key(_running_task_instance()), _Report({}, {}))
+    task_report.inputs.update({(d.namespace, d.name): d for d in inputs})
+    task_report.outputs.update({(d.namespace, d.name): d for d in outputs})
 
 
 def operator_lineage(inputs: Iterable[Dataset] = (), outputs: Iterable[Dataset] = ()) -> OperatorLineage:
@@ -189,8 +209,10 @@ class ReportedLineageExtractor(BaseExtractor):
 
 
 # What each task that moves data moved, in the terms of its flow: one call at the end of its work.
+# Each does nothing unless lineage is recorded, and never raises.
 
 
+@_best_effort
 def staged_in_postgres(conn: psycopg.Connection, month_file: MonthFile, staged: StagedMonth) -> None:
     """``taxi_api_to_postgres`` stage: the source file into this run's staging tables and the profile."""
     from include.postgres import profile_table, rejects_table
@@ -206,6 +228,7 @@ def staged_in_postgres(conn: psycopg.Connection, month_file: MonthFile, staged: 
     )
 
 
+@_best_effort
 def published_in_postgres(conn: psycopg.Connection, staged: StagedMonth, rows: int) -> None:
     """``taxi_api_to_postgres`` publish: the staging tables become the month of the family's tables."""
     from include.postgres import profile_table, rejects_table
@@ -224,6 +247,7 @@ def published_in_postgres(conn: psycopg.Connection, staged: StagedMonth, rows: i
     )
 
 
+@_best_effort
 def staged_in_gcs(month_file: MonthFile, bucket: str, rows_by_object: dict[str, int | None]) -> None:
     """``taxi_api_to_gcs`` stage: the source file into staged objects (``rows_by_object``, None if
     not counted)."""
@@ -233,6 +257,7 @@ def staged_in_gcs(month_file: MonthFile, bucket: str, rows_by_object: dict[str, 
     )
 
 
+@_best_effort
 def copied_in_gcs(bucket: str, copies: dict[str, str], rows_by_object: dict[str, int | None]) -> None:
     """``taxi_api_to_gcs`` publish: each staged object (key) copied to its name (value)."""
     report(
@@ -241,11 +266,13 @@ def copied_in_gcs(bucket: str, copies: dict[str, str], rows_by_object: dict[str,
     )
 
 
+@_best_effort
 def loaded_into_bigquery(bq: BigQuery, table: str, uri: str, rows: int) -> None:
     """A load job: one ``gs://`` object into a BigQuery table (or one of its partitions)."""
     report([gcs_uri(uri)], [bigquery_table(bq.project, bq.dataset, table, rows)])
 
 
+@_best_effort
 def queried_into_bigquery(bq: BigQuery, tables: Iterable[str], table: str, rows: int) -> None:
     """A query job that builds ``table`` from ``tables``."""
     report(
@@ -254,6 +281,7 @@ def queried_into_bigquery(bq: BigQuery, tables: Iterable[str], table: str, rows:
     )
 
 
+@_best_effort
 def exported_to_gcs(
     conn: psycopg.Connection, schema: str, table: str, bucket: str, name: str, rows: int
 ) -> None:
@@ -261,6 +289,7 @@ def exported_to_gcs(
     report([postgres_table(conn, schema, table)], [gcs_object(bucket, name, rows)])
 
 
+@_best_effort
 def staged_from_source(
     url: str, rows_in_file: int, bucket: str, rows_by_object: dict[str, int | None]
 ) -> None:
@@ -271,6 +300,7 @@ def staged_from_source(
     )
 
 
+@_best_effort
 def written_in_gcs(bucket: str, read: dict[str, int | None], written: dict[str, int | None]) -> None:
     """Objects of a bucket read (name: rows) and the objects made from them."""
     report(
@@ -279,6 +309,7 @@ def written_in_gcs(bucket: str, read: dict[str, int | None], written: dict[str, 
     )
 
 
+@_best_effort
 def loaded_into_postgres(
     conn: psycopg.Connection, schema: str, table: str, bucket: str, objects: Iterable[str], rows: int
 ) -> None:
@@ -286,6 +317,7 @@ def loaded_into_postgres(
     report([gcs_object(bucket, name) for name in objects], [postgres_table(conn, schema, table, rows)])
 
 
+@_best_effort
 def downloaded_to_gcs(url: str, uri: str) -> None:
     """A source file published to the bucket as ``uri``."""
     report([source_file(url)], [gcs_uri(uri)])

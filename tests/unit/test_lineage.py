@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.providers.openlineage import conf as openlineage_conf
+from airflow.sdk.execution_time.context import set_current_context
 from openlineage.client.serde import Serde
 
 from include import lineage
@@ -80,3 +81,29 @@ def test_a_task_that_reported_nothing_gets_an_empty_lineage_so_the_hooks_lineage
 
     assert (extracted.inputs, extracted.outputs) == ([], [])
     assert lineage.ReportedLineageExtractor.get_operator_classnames() == ["_PythonDecoratedOperator"]
+
+
+def _task_instance(task_id: str) -> SimpleNamespace:
+    return SimpleNamespace(dag_id="d", run_id="r", task_id=task_id, map_index=-1, try_number=1)
+
+
+def test_in_a_task_the_reports_add_up_and_the_extractor_hands_them_over_with_counts(lineage_on, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__EXTRACTORS", lineage.EXTRACTOR)
+    task_instance = _task_instance("load")
+    with set_current_context({"ti": task_instance}):  # what the task runner does around execute()
+        lineage.report([lineage.gcs_uri("gs://b/month.parquet")], [lineage.bigquery_table("p", "d", "t", 5)])
+        lineage.report(outputs=[lineage.bigquery_table("p", "d", "t$202010", 7)])
+    extracted = lineage.ReportedLineageExtractor(operator=None).extract_on_complete(task_instance)
+
+    assert [(d.namespace, d.name) for d in extracted.inputs] == [("gs://b", "month.parquet")]
+    [output] = extracted.outputs
+    assert (output.name, output.outputFacets["outputStatistics"].rowCount) == ("p.d.t", 7)
+
+
+def test_a_report_that_cannot_be_made_is_logged_and_the_task_goes_on(lineage_on, monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__EXTRACTORS", lineage.EXTRACTOR)
+    broken_connection = SimpleNamespace(info=SimpleNamespace(host="", port=5432, dbname="ny_taxi"))
+    with set_current_context({"ti": _task_instance("export")}):
+        lineage.exported_to_gcs(broken_connection, "ny_taxi", "green_tripdata", "b", "o.parquet", 3)
+
+    assert "could not record the lineage of this task" in caplog.text
