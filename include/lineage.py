@@ -8,18 +8,19 @@ uploads and copies, ``BigQueryHook`` its tables, common-sql the SQL it runs), bu
 local temporary files a task uploads rather than the TLC file it came from, a BigQuery partition
 decorator rather than the table, and nothing of the rows copied into Postgres through psycopg.
 
-So the task bodies say what they moved, in one line each (``report``), with the row counts they
-know; ``ReportedLineageExtractor``, registered with the provider's documented ``[openlineage]
-extractors`` setting, hands that to the provider when the task ends. A task that reports nothing
-keeps the provider's default: the hooks' lineage. A task that reports is described by its report
-alone, so its event names exactly the datasets it moved, the same way in every environment.
+So the task bodies say what they moved, in one call each (the functions at the end of this
+module, all through ``report``), with the row counts they know; ``ReportedLineageExtractor``,
+registered with the provider's documented ``[openlineage] extractors`` setting, hands that to the
+provider when the task ends. A task that reports nothing keeps the provider's default: the hooks'
+lineage. A task that reports is described by its report alone, so its event names exactly the
+datasets it moved, the same way in every environment.
 
 Datasets are named by OpenLineage's naming conventions, so events from other tools join them:
 ``postgres://host:port`` + ``database.schema.table``, ``gs://bucket`` + object name, ``bigquery``
 + ``project.dataset.table``, and ``scheme://host[:port]`` + path for the file a source publishes.
 
 Lineage is off unless a transport is configured (``AIRFLOW__OPENLINEAGE__TRANSPORT``, see the
-README's Lineage section); then ``report`` does nothing, and it never fails a task.
+README's Lineage section). Off, or outside a task, the calls do nothing; they never fail a task.
 """
 
 from __future__ import annotations
