@@ -123,16 +123,18 @@ def green_taxi_etl():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include import gcs
+        from include import gcs, lineage
         from include.flows import green_taxi_etl
         from include.postgres import pg_schema
 
-        objects = [month["staging_object"] for month in staged]
+        objects, bucket = [month["staging_object"] for month in staged], Variable.get("gcs_bucket")
         with (
-            gcs.downloaded(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), objects) as paths,
+            gcs.downloaded(GCSHook(GCP_CONN_ID), bucket, objects) as paths,
             PostgresHook(POSTGRES_CONN_ID).get_conn() as conn,
         ):
-            return green_taxi_etl.load_postgres(conn, pg_schema(), paths)
+            rows = green_taxi_etl.load_postgres(conn, pg_schema(), paths)
+            lineage.loaded_into_postgres(conn, pg_schema(), green_taxi_etl.TABLE, bucket, objects, rows)
+            return rows
 
     @task(map_index_template="{{ task.op_kwargs['staged']['month'] }}")
     def write_partitions(staged: dict) -> int:

@@ -45,6 +45,7 @@ class WaitForMonthFile(BaseOperator):
         super().__init__(**kwargs)
         self.taxi = taxi
         self.plan = plan
+        self.file_url: str | None = None  # set once the file is found published, for its lineage
 
     def execute(self, context) -> dict:
         from airflow.sdk import Variable
@@ -61,6 +62,7 @@ class WaitForMonthFile(BaseOperator):
         try:
             current_version(request.url)
             log.info("%s is published", request.url)
+            self.file_url = request.url
             return request.to_dict()
         except SourceNotPublishedError:
             if not source.may_still_appear(month, context["dag_run"].run_after.date()):
@@ -82,8 +84,15 @@ class WaitForMonthFile(BaseOperator):
     def execute_complete(self, context, request: dict, waited: str, event: dict | None = None) -> dict:
         if event and event.get("published"):
             log.info("%s was published", request["url"])
+            self.file_url = request["url"]
             return request
         raise SourceNotPublishedError(f"{request['url']} was not published within {waited} (HTTP 404)")
+
+    def get_openlineage_facets_on_complete(self, task_instance):
+        """For the OpenLineage provider: the file this wait found published (``include.lineage``)."""
+        from include import lineage
+
+        return lineage.operator_lineage(inputs=[lineage.source_file(self.file_url)] if self.file_url else [])
 
 
 class SourceFileTrigger(BaseTrigger):

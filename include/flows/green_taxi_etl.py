@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from include import gcs, postgres
+from include import gcs, lineage, postgres
 from include.chart import write_trips_per_day_chart
 from include.download import FileVersion, current_version, download
 from include.errors import DataQualityError
@@ -156,6 +156,10 @@ def stage_month(request: MonthRequest, hook: GCSHook, bucket: str, staging_prefi
             rejects_object = f"{staging_prefix}/rejects/{rejects_file.name}"
             gcs.upload(hook, bucket, {rejects_object: rejects_file}, "text/csv")
     log.info("green %s: %s", request.month, report.describe())
+    staged = {staging_object: report.rows_kept} | (
+        {rejects_object: len(rejects.rows)} if rejects_object else {}
+    )
+    lineage.staged_from_source(request.url, report.rows_read + len(rejects.rows), bucket, staged)
     return StagedMonth(
         str(request.month),
         request.url,
@@ -220,6 +224,11 @@ def publish_month(staged: StagedMonth, hook: GCSHook, bucket: str) -> int:
         gcs.replace_objects(hook, bucket, DATASET_PREFIX, file_name, uploads)
         kept = {f"{REJECTS_PREFIX}/{rejects_name}": rejects_file[0]} if rejects_file else {}
         gcs.replace_objects(hook, bucket, REJECTS_PREFIX, rejects_name, kept, "text/csv")
+    read = {staged.staging_object: staged.rows_kept} | (
+        {staged.rejects_object: staged.rows_rejected} if staged.rejects_object else {}
+    )
+    written = dict.fromkeys(uploads) | dict.fromkeys(kept, staged.rows_rejected)
+    lineage.written_in_gcs(bucket, read, written)
     return len(partitions)
 
 

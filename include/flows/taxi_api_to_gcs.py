@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include import gcs
+from include import gcs, lineage
 from include.errors import DataQualityError
 from include.month_file import MonthFile
 from include.months import Month
@@ -144,7 +144,7 @@ def stage(hook: GCSHook, path: Path, request: MonthRequest, bucket: str, run_id:
         bucket,
         prefix,
     )
-    return StagedExport(
+    staged = StagedExport(
         taxi,
         str(month),
         run_id,
@@ -155,6 +155,19 @@ def stage(hook: GCSHook, path: Path, request: MonthRequest, bucket: str, run_id:
         len(partitions),
         len(month_file.rejects.rows),
     )
+    lineage.staged_in_gcs(
+        month_file, bucket, {staged.staged(name): rows for name, rows in counted_rows(staged).items()}
+    )
+    return staged
+
+
+def counted_rows(staged: StagedExport) -> dict[str, int | None]:
+    """Each object's rows where staging counted them (the month's file and its rejects), else None."""
+    counted = {
+        month_object(staged.taxi, staged.month): staged.rows_loaded,
+        rejects_object(staged.taxi, staged.month): staged.rows_rejected,
+    }
+    return {name: counted.get(name) for name in staged.objects}
 
 
 def _read_profile(hook: GCSHook, bucket: str, object_name: str) -> dict:
@@ -222,6 +235,9 @@ def publish(hook: GCSHook, staged: StagedExport) -> dict:
     values = _read_profile(hook, bucket, staged.staged(profile))
     values["published_at"] = datetime.now(timezone.utc).isoformat()
     hook.upload(bucket, profile, data=json.dumps(values, indent=1), mime_type="application/json")
+    lineage.copied_in_gcs(
+        bucket, {staged.staged(name): name for name in staged.objects}, counted_rows(staged)
+    )
     uri = f"gs://{bucket}/{month_object(taxi, month)}"
     log.info(
         "Published %d rows of %s %s: %s and %d daily partitions",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from include import postgres
+from include import lineage, postgres
 from include.month_file import MonthFile
 from include.months import Month
 from include.quality import HISTORY_MONTHS, Action, Anomaly, find_anomalies, judge
@@ -49,6 +49,7 @@ def stage(
             path.name,
             postgres.rejects_table(staged.table),
         )
+    lineage.staged_in_postgres(conn, month_file, staged)
     log.info(
         "Staged %d rows of %s %s in %s.%s",
         staged.rows_loaded,
@@ -80,6 +81,7 @@ def check_anomalies(
 def publish(conn: psycopg.Connection, staged: postgres.StagedMonth) -> int:
     """Swap the staged month in for the published one; return its rows."""
     rows = postgres.publish_month(conn, staged)
+    lineage.published_in_postgres(conn, staged, rows)
     log.info(
         "Published %d rows of %s %s in %s.%s",
         rows,

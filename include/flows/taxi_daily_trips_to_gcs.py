@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from include import gcs, postgres
+from include import gcs, lineage, postgres
 from include.errors import MonthNotLoadedError
 from include.months import Month
 from include.parquet import write_parquet
@@ -59,5 +59,6 @@ def export_day(
         columns = rows.select(schema.table_schema.names).cast(schema.table_schema)  # the declared order
         written = write_parquet(columns.to_batches(), schema.table_schema, path)
         gcs.upload(hook, bucket, {object_name: path})
+    lineage.exported_to_gcs(conn, schema_name, table, bucket, object_name, written)
     log.info("Wrote %d %s trips of %s to gs://%s/%s", written, taxi, day, bucket, object_name)
     return written

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from include import gcs
+from include import gcs, lineage
 from include.bigquery import BigQuery, month_partition
 from include.download import download
 from include.errors import InvalidParamsError
@@ -106,6 +106,7 @@ def load_month(bq: BigQuery, taxi: str, month: Month, uri: str) -> int:
     bq.create_table(table, columns, month_partitioned_by=SOURCE_MONTH_COLUMN, clustered_by=TRIP_CLUSTERING)
     bq.replace_month_partition(table, columns, uri, month.first_day)
     rows = bq.count_month(table, SOURCE_MONTH_COLUMN, month.first_day)
+    lineage.loaded_into_bigquery(bq, table, uri, rows)
     partition = month_partition(month.first_day)
     log.info(
         "Loaded %d rows of %s into %s, partition %s, from %s", rows, month, bq.ref(table), partition, uri
@@ -116,7 +117,9 @@ def load_month(bq: BigQuery, taxi: str, month: Month, uri: str) -> int:
 def load_zone_lookup(bq: BigQuery, uri: str) -> int:
     """Replace the zone lookup table with the Parquet at ``uri``; return its rows."""
     bq.load_parquet(ZONE_TABLE, ZONE_SCHEMA, uri)
-    return bq.count(ZONE_TABLE)
+    rows = bq.count(ZONE_TABLE)
+    lineage.loaded_into_bigquery(bq, ZONE_TABLE, uri, rows)
+    return rows
 
 
 def refresh_daily_summary(bq: BigQuery, taxi: str) -> int:
@@ -151,6 +154,7 @@ def build_daily_summary(bq: BigQuery, trips: str, summary: str, columns: pa.Sche
         " GROUP BY pickup_day, pickup_borough"
     )
     rows = bq.count(summary)
+    lineage.queried_into_bigquery(bq, [trips, ZONE_TABLE], summary, rows)
     log.info("Rebuilt %s: %d (day, borough) rows", bq.ref(summary), rows)
     return rows
 
@@ -176,4 +180,5 @@ def publish_zone_lookup(url: str, hook: GCSHook, bucket: str) -> str:
         zones = zones.select(source_names).rename_columns(ZONE_SCHEMA.names)
         write_parquet(zones.to_batches(), ZONE_SCHEMA, parquet_path)
         [uri] = gcs.upload(hook, bucket, {ZONE_LOOKUP_OBJECT: parquet_path})
+    lineage.downloaded_to_gcs(url, uri)
     return uri
