@@ -245,6 +245,8 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # Lineage stays off until AIRFLOW__OPENLINEAGE__TRANSPORT is set; then our tasks' reports go out.
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.lineage.ReportedLineageExtractor",
         "PYTHONPATH": str(REPO),
     }
 

@@ -77,6 +77,7 @@ def test_parsing_is_fast_and_does_no_io_or_heavy_imports(dag_file):
 def test_the_bigquery_flow_is_scheduled_on_the_asset_the_gcs_flow_publishes(dag_bag):
     from include.assets import TAXI_PARQUET
 
-    producer = dag_bag.dags["taxi_api_to_gcs"].get_task("extract_to_parquet")
-    assert TAXI_PARQUET in producer.outlets
+    for taxi in ("yellow", "green", "fhv"):
+        producer = dag_bag.dags["taxi_api_to_gcs"].get_task(f"{taxi}.publish")
+        assert TAXI_PARQUET in producer.outlets
     assert dag_bag.dags["taxi_gcs_to_bigquery"].timetable.asset_condition == TAXI_PARQUET

@@ -12,18 +12,30 @@ from tests.deploy.conftest import REPO
 
 CODE = sorted([*REPO.glob("dags/**/*.py"), *REPO.glob("include/**/*.py")])
 
-# Variable.get("name"...), the Jinja forms {{ var.value.name }} / {{ var.json.name }}, and a
-# deadline's VariableInterval("name").
+# Variable.get("name"...), and the Jinja forms {{ var.value.name }}, {{ var.json.name }} and
+# {{ var.value.get('name', ...) }}.
 VARIABLE = re.compile(
-    r"""(?:Variable\.get|VariableInterval)\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']|\bvar\.(?:value|json)\.(\w+)"""
+    r"""Variable\.get\(\s*(?:key\s*=\s*)?["']([\w.-]+)["']"""
+    r"""|\bvar\.(?:value|json)\.get\(\s*["']([\w.-]+)["']|\bvar\.(?:value|json)\.(?!get\b)(\w+)"""
 )
 # POSTGRES_CONN_ID = "name", gcp_conn_id="name", postgres_conn_id: str = "name"...
 CONNECTION = re.compile(r"""\b\w*(?:CONN_ID|conn_id)\b\s*(?::[^=\n]+)?=\s*["']([\w.-]+)["']""")
 
 # The contract of the DAGs (issue 6): what the scan must find, and what must be there regardless.
 KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default", "smtp_default"}
-KNOWN_VARIABLES = {"tlc_base_url", "pg_schema", "gcs_bucket", "alert_email", "monthly_run_deadline_seconds"}
-CONTRACT_VARIABLES = KNOWN_VARIABLES | {"bq_dataset", "bq_location"}
+KNOWN_VARIABLES = {"pg_schema", "gcs_bucket", "alert_email", "anomaly_actions", "source_wait_seconds"}
+# Read under names the scan cannot see: the source's settings (include/sources.py, some at parse
+# time from the environment) and the deadline (include/dag_defaults.py, at parse time).
+CONTRACT_VARIABLES = KNOWN_VARIABLES | {
+    "bq_dataset",
+    "bq_location",
+    "taxi_source",
+    "taxi_first_month",
+    "taxi_last_month",
+    "mirror_base_url",
+    "tlc_base_url",
+    "monthly_run_deadline_seconds",
+}
 
 
 def _scan() -> tuple[set[str], set[str]]:

@@ -69,7 +69,8 @@ def test_outside_a_task_a_report_is_not_kept_and_does_not_fail(lineage_on, monke
     assert lineage._reports == before
 
 
-def test_lineage_on_without_the_extractor_registered_says_how_to_register_it(lineage_on, caplog):
+def test_lineage_on_without_the_extractor_registered_says_how_to_register_it(lineage_on, monkeypatch, caplog):
+    monkeypatch.delenv("AIRFLOW__OPENLINEAGE__EXTRACTORS", raising=False)
     lineage.report([lineage.source_file("http://host/a.csv.gz")])
 
     assert "AIRFLOW__OPENLINEAGE__EXTRACTORS=include.lineage.ReportedLineageExtractor" in caplog.text
