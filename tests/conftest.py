@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from local_stack.postgres import PostgresServer
-from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
+from local_stack.stack import LOCAL_PROJECT, POOLS_FILE, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import SAMPLES, serve_in_thread
 
 # Before anything imports Airflow: its configuration is read once, at import.
@@ -117,6 +117,7 @@ def pg_conn(postgres: PostgresServer):
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([AIRFLOW, "pools", "import", str(POOLS_FILE)], check=True, capture_output=True)
 
 
 @pytest.fixture
