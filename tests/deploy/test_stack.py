@@ -7,7 +7,8 @@ reachable here; docker-compose.yaml and Dockerfile run unchanged on them. The te
 stack only through ports that compose publishes on 127.0.0.1. Without a Docker engine it fails:
 scripts/test.sh starts one (scripts/docker-engine.sh).
 
-Timings (images, build, up, runs) go to test-artifacts/stack-timings.json.
+Timings (images, build, up, runs) go to test-artifacts/stack-timings.json, and what build.sh
+built, step by step, to test-artifacts/standin-build.log.
 """
 
 from __future__ import annotations
@@ -253,6 +254,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(f"nyctaxi-test-{uuid.uuid4().hex[:8]}", env_file, stack_env(env_file))
     started = time.monotonic()
     built = subprocess.run([str(BUILD_STANDINS)], capture_output=True, text=True, timeout=3600, check=False)
+    TIMINGS_FILE.parent.mkdir(exist_ok=True)
+    (TIMINGS_FILE.parent / "standin-build.log").write_text(built.stderr)  # what it built, and how long
     assert built.returncode == 0, f"build.sh failed:\n{built.stdout[-3000:]}\n{built.stderr[-5000:]}"
     stack.timings["stand-in images (build.sh)"] = round(time.monotonic() - started, 1)
     try:
