@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_stack.stack import REPO
+from local_stack.stack import POOLS_FILE, REPO
 
 USERNAME = "admin"
 DEFAULT_PASSWORD = "admin"
@@ -121,6 +121,11 @@ class AirflowUI:
         if migrate.returncode != 0:
             output = migrate.stdout[-3000:] + migrate.stderr[-3000:]
             raise RuntimeError(f"airflow db migrate failed:\n{output}")
+        pools = subprocess.run(
+            [AIRFLOW, "pools", "import", str(POOLS_FILE)], env=env, capture_output=True, text=True
+        )
+        if pools.returncode != 0:
+            raise RuntimeError(f"airflow pools import failed:\n{pools.stdout[-3000:]}{pools.stderr[-3000:]}")
         try:
             for name in COMPONENTS:
                 self.processes[name] = self._spawn(name, env)

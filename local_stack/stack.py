@@ -23,6 +23,8 @@ from local_stack import mirror
 from local_stack.postgres import METADATA_DATABASE, PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
+# The pools every Airflow here gets, as docker compose's airflow-init imports them.
+POOLS_FILE = REPO / "config" / "pools.json"
 # The GCS and BigQuery stand-ins run from their own environment (requirements-emulators.txt).
 EMULATORS_BIN = REPO / ".venv-emulators" / "bin"
 LOCAL_PROJECT = "local-project"

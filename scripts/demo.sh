@@ -11,7 +11,7 @@ source .state/stack.env
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p .state/logs
 airflow db migrate >.state/logs/db-migrate.log 2>&1
-airflow pools import pools.json >>.state/logs/db-migrate.log 2>&1
+airflow pools import config/pools.json >>.state/logs/db-migrate.log 2>&1
 
 run_dag() {
   local dag_id=$1 conf=$2 log

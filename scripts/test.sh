@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --browser
+# The stack test runs docker-compose.yaml: a Docker engine (installed and started when missing).
+scripts/docker-engine.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest "$@"

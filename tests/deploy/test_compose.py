@@ -3,16 +3,17 @@ workers scale, and every setting comes from .env without a secret committed."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import subprocess
 from typing import Any
 
-from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO
+from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary
 
-LOCAL_CLOUD = {"gcs-emulator", "bigquery-emulator", "tlc-mirror"}
-ONE_SHOT = {"airflow-init"}  # runs to completion; the others wait for service_completed_successfully
+LOCAL_CLOUD = {"gcs-emulator", "bigquery-emulator", "bigquery-init", "tlc-mirror"}
+# Run to completion; the services that need them wait for service_completed_successfully.
+ONE_SHOT = {"airflow-init", "bigquery-init"}
 STACK = {
     "postgres",
     "redis",
@@ -38,30 +39,19 @@ URL_PASSWORD = re.compile(r"://(?:\$\{[^}]*\}|[^:/@\s$]*):(\$\{[^}]*\}|[^@\s]*)@
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 
 
-def _docker_compose() -> list[str] | None:
-    """`docker compose` when the CLI and its compose plugin are both installed."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return None
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
-    return [docker, "compose"] if probe.returncode == 0 else None
-
-
 def test_compose_file_parses(compose: dict[str, Any]) -> None:
-    # The YAML check always runs (fixture `compose`); Docker Compose itself checks too where installed.
+    # Docker Compose itself (the pinned v2) reads it with .env.example, as `docker compose` would.
     assert set(compose["services"]) >= STACK
-    cli = _docker_compose()
-    if cli is not None:
-        env = {key: os.environ[key] for key in ("PATH", "HOME", "DOCKER_CONFIG") if key in os.environ}
-        result = subprocess.run(
-            [*cli, *COMPOSE_ARGS, "config", "--quiet"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "DOCKER_CONFIG") if key in os.environ}
+    result = subprocess.run(
+        [str(compose_binary()), *COMPOSE_ARGS, "config", "--quiet"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict]) -> None:
@@ -165,3 +155,32 @@ def test_env_example_holds_placeholders_only(env_example: dict[str, str | None])
     assert {key: value for key, value in secrets.items() if value not in (None, "change-me")} == {}
     passwords = URL_PASSWORD.findall(ENV_EXAMPLE.read_text())
     assert passwords and set(passwords) == {"change-me"}
+
+
+def test_ports_are_published_on_loopback_only(services: dict[str, dict]) -> None:
+    published = [(name, port) for name, service in services.items() for port in service.get("ports", [])]
+    assert len(published) >= 5
+    # The API's address is a setting (AIRFLOW_API_BIND) whose default is loopback too.
+    off_loopback = [
+        (name, port)
+        for name, port in published
+        if not port.startswith(("127.0.0.1:", "${AIRFLOW_API_BIND:-127.0.0.1}:"))
+    ]
+    assert off_loopback == []
+
+
+def test_airflow_init_imports_the_committed_pools(compose: dict[str, Any], services: dict[str, dict]) -> None:
+    pools = json.loads((REPO / "config" / "pools.json").read_text())
+    assert {"postgres_loads", "bigquery_jobs"} <= set(pools)
+    assert all(isinstance(spec["slots"], int) and spec["slots"] > 0 for spec in pools.values())
+    assert "./config:/opt/airflow/config:ro" in compose["x-airflow-common"]["volumes"]
+    assert "airflow pools import /opt/airflow/config/pools.json" in services["airflow-init"]["command"][1]
+
+
+def test_local_cloud_creates_the_bigquery_dataset_before_the_workers_start(services: dict[str, dict]) -> None:
+    init = services["bigquery-init"]
+    assert init["command"][:3] == ["python", "-m", "local_stack.bigquery_dataset"]
+    assert "${AIRFLOW_VAR_BQ_DATASET:-ny_taxi}" in init["command"]
+    assert (REPO / "local_stack" / "bigquery_dataset.py").is_file()
+    waits = services["airflow-worker"]["depends_on"]["bigquery-init"]
+    assert waits == {"condition": "service_completed_successfully", "required": False}
