@@ -4,7 +4,7 @@
 (``airflow.models.backfill._get_info_list``) and the scheduler then runs each with its data
 interval. Here the same function lists the runs, and each run is executed with
 ``airflow dags test`` at the moment the scheduler would start it, which gives the task exactly the
-backfill run's data interval (asserted below).
+backfill run's data interval (asserted below). tests/scheduler runs backfills under a real scheduler.
 """
 
 from datetime import date, datetime, timezone
@@ -13,21 +13,24 @@ from pathlib import Path
 import pytest
 
 from local_stack.report import month_row_counts
-from local_stack.tlc_server import serve_in_thread
-from tests.samples import YELLOW_2021_01, read_with_pandas, two_month_mirror
+from tests import expected
 
 pytestmark = pytest.mark.integration
 
 UTC = timezone.utc
 
 
-def backfill_runs(dag_id: str, from_date: datetime, to_date: datetime):
+def backfill_runs(dag_id: str, from_date: datetime, to_date: datetime, **environment: str):
     """The runs ``airflow backfill create --from-date --to-date`` creates, in order."""
+    import os
+    from unittest import mock
+
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.backfill import _get_info_list
     from airflow.serialization.serialized_objects import DagSerialization
 
-    dag = DagBag(dag_folder=Path(__file__).resolve().parents[2] / "dags").dags[dag_id]
+    with mock.patch.dict(os.environ, environment):  # the source's bounds are read at parse time
+        dag = DagBag(dag_folder=Path(__file__).resolve().parents[2] / "dags").dags[dag_id]
     serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     runs = _get_info_list(from_date=from_date, to_date=to_date, reverse=False, dag=serialized)
     for run in runs:  # dags test at run_after gets the same interval as the backfill run
@@ -47,26 +50,52 @@ def test_the_q4_2020_backfill_runs_october_november_and_december_once_each():
     ]
 
 
-def test_a_two_month_backfill_loads_one_copy_of_each_month(tmp_path, run_dag, pg_conn, pg_schema):
-    server, base_url = serve_in_thread(two_month_mirror(tmp_path))
+def test_a_backfill_past_the_source_s_last_month_stops_at_it():
     runs = backfill_runs(
-        "taxi_api_to_postgres", datetime(2020, 12, 1, tzinfo=UTC), datetime(2021, 1, 31, tzinfo=UTC)
+        "taxi_api_to_postgres",
+        datetime(2021, 5, 1, tzinfo=UTC),
+        datetime(2021, 12, 31, tzinfo=UTC),
+        AIRFLOW_VAR_TAXI_SOURCE="mirror",
     )
-    assert [run.data_interval.start.date() for run in runs] == [date(2020, 12, 1), date(2021, 1, 1)]
+    assert [run.data_interval.start.date() for run in runs] == [
+        date(2021, 5, 1),
+        date(2021, 6, 1),
+        date(2021, 7, 1),
+    ]
 
-    source = read_with_pandas(YELLOW_2021_01)
-    kept = int((source.passenger_count != 0).sum())
-    expected = {date(2020, 12, 1): kept, date(2021, 1, 1): kept}
-    try:
-        for _ in range(2):  # a backfill run again (reprocess) must not duplicate
-            for run in runs:
-                result = run_dag(
-                    "taxi_api_to_postgres",
-                    {"taxi": "yellow"},
-                    logical_date=run.run_after.isoformat(),
-                    AIRFLOW_VAR_TLC_BASE_URL=base_url,
-                )
-                assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-            assert month_row_counts(pg_conn, pg_schema, "yellow_taxi_trips") == expected
-    finally:
-        server.shutdown()
+
+def test_a_backfill_of_a_month_s_days_exports_each_day_at_midnight():
+    runs = backfill_runs(
+        "taxi_daily_trips_to_gcs", datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 1, 31, tzinfo=UTC)
+    )
+    starts = [run.data_interval.start for run in runs]
+    assert len(starts) == 31
+    assert starts[0] == datetime(2021, 1, 1, tzinfo=UTC) and starts[-1] == datetime(2021, 1, 31, tzinfo=UTC)
+
+
+def test_a_two_month_backfill_loads_one_copy_of_each_family_and_month(
+    run_dag, pg_conn, pg_schema, local_mirror
+):
+    folder, url = local_mirror
+    runs = backfill_runs(
+        "taxi_api_to_postgres", datetime(2020, 11, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC)
+    )
+    assert [run.data_interval.start.date() for run in runs] == [date(2020, 11, 1), date(2020, 12, 1)]
+    wanted = {
+        taxi: {
+            date(2020, m, 1): expected.rows(expected.mirror_file(folder, taxi, f"2020-{m}")) for m in (11, 12)
+        }
+        for taxi in ("yellow", "green", "fhv")
+    }
+    for _ in range(2):  # a backfill run again (reprocess) must not duplicate
+        for run in runs:
+            # A backfill sends no conf: the params' defaults (every family) apply.
+            result = run_dag(
+                "taxi_api_to_postgres",
+                {},
+                logical_date=run.run_after.isoformat(),
+                AIRFLOW_VAR_MIRROR_BASE_URL=url,
+            )
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        for taxi, counts in wanted.items():
+            assert month_row_counts(pg_conn, pg_schema, f"{taxi}_tripdata") == counts
