@@ -98,13 +98,18 @@ class Anomaly:
 
     def describe(self, taxi: str, month: str) -> str:
         return (
-            f"anomaly in {taxi} {month}: {self.feature} is {self.value:,.4g}, "
-            f"expected {self.low:,.4g} to {self.high:,.4g} ({self.action})"
+            f"anomaly in {taxi} {month}: {self.feature} is {_number(self.value)}, "
+            f"expected {_number(self.low)} to {_number(self.high)} ({self.action})"
         )
 
     def as_json(self) -> dict:
         found = {k: v for k, v in asdict(self).items() if k != "days"}
         return found | ({"days": list(self.days)} if self.days else {})
+
+
+def _number(value: float) -> str:
+    """Counts in thousands (35,520), shares and small values to four digits (0.0312)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
 def parse_actions(setting: Mapping[str, str] | None) -> dict[str, Action]:

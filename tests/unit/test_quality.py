@@ -82,8 +82,8 @@ def test_the_flag_names_the_feature_value_range_and_says_anomaly(october, caplog
     rows = next(a for a in anomalies if a.feature == "rows")
     assert rows.action == "fail"
     message = str(error.value)
-    assert message.startswith("anomaly in green 2020-04: rows is 3.5")
-    assert f"expected {rows.low:,.4g} to {rows.high:,.4g} (fail)" in message
+    assert message.startswith(f"anomaly in green 2020-04: rows is {april.rows_loaded:,}, ")
+    assert f"expected {rows.low:,.0f} to {rows.high:,.0f} (fail)" in message
     assert "the month is not published" in message
     assert "anomaly in green 2020-04: rows is" in caplog.text
 
