@@ -83,16 +83,19 @@ def taxi_api_to_gcs():
         audit(GCSHook(GCP_CONN_ID), StagedExport(**staged))
 
     @task
-    def check_anomalies(staged: dict) -> list[dict]:
+    def check_anomalies(staged: dict, **context) -> list[dict]:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
+        from include.alerts import notify_anomalies
         from include.flows.taxi_api_to_gcs import StagedExport, check_anomalies
         from include.quality import parse_actions
 
         actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
         anomalies = check_anomalies(GCSHook(GCP_CONN_ID), StagedExport(**staged), actions)
-        return [anomaly.as_json() for anomaly in anomalies]
+        found = [anomaly.as_json() for anomaly in anomalies]
+        notify_anomalies(context, staged["taxi"], staged["month"], found)
+        return found
 
     @task(outlets=[TAXI_PARQUET])
     def publish(staged: dict, outlet_events=None) -> dict:

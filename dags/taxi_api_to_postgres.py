@@ -82,17 +82,20 @@ def taxi_api_to_postgres():
             return asdict(stage(conn, path, month_request, pg_schema(), run_id))
 
     @task
-    def check_anomalies(staged: dict) -> list[dict]:
+    def check_anomalies(staged: dict, **context) -> list[dict]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
+        from include.alerts import notify_anomalies
         from include.flows.taxi_api_to_postgres import check_anomalies
         from include.postgres import StagedMonth
         from include.quality import parse_actions
 
         actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            return [a.as_json() for a in check_anomalies(conn, StagedMonth(**staged), actions)]
+            found = [a.as_json() for a in check_anomalies(conn, StagedMonth(**staged), actions)]
+        notify_anomalies(context, staged["taxi"], staged["month"], found)
+        return found
 
     @task
     def publish(staged: dict) -> int:

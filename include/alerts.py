@@ -161,3 +161,33 @@ async def notify_deadline_missed(context: Mapping[str, Any]) -> str:
     await notifier
     log.info("Sent the %s to %s", what, notifier.to)
     return f"sent: {what}"
+
+
+def notify_anomalies(context: Mapping[str, Any], taxi: str, month: str, anomalies: list[dict]) -> None:
+    """Email the anomalies found in a month (the warnings: a failing one also fails its task, which
+    sends the failure alert). Nothing to send, nothing sent."""
+    if not anomalies:
+        return
+    from include.quality import Anomaly
+
+    ti = context["ti"]
+    lines = [Anomaly(**{**a, "days": tuple(a.get("days", ()))}).describe(taxi, month) for a in anomalies]
+    what = f"anomaly alert for {ti.dag_id} {taxi} {month} (run {ti.run_id})"
+    alert = {
+        "subject": f"[Airflow] anomaly in {taxi} {month}: {', '.join(a['feature'] for a in anomalies)}"[:250],
+        "headline": f"The {taxi} trips of {month} differ from the months before them ({ti.dag_id}, "
+        f"task {ti.task_id}).",
+        "rows": [
+            ("DAG", ti.dag_id),
+            ("Run", ti.run_id),
+            ("Month", month),
+            *(("Anomaly", line) for line in lines),
+        ],
+        "link_name": "Log",
+        "link": ti.log_url,
+    }
+    alert_context = {**context, "alert": alert}
+    notifier = alert_notifier(what, alert_context)
+    if notifier is not None:
+        notifier(alert_context)
+        log.info("Sent the %s to %s", what, notifier.to)

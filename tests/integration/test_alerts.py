@@ -26,13 +26,13 @@ def test_a_failed_task_emails_dag_run_task_month_error_and_log_link(
     # 2021-02 is not on the local mirror: the download gets a 404 and fails at once, no retry.
     result = run_dag(
         "taxi_api_to_postgres",
-        {"taxi": "yellow", "month": "2021-02"},
+        {"taxis": ["yellow"], "month": "2021-02"},
         **alert_env,
         AIRFLOW__API__BASE_URL=UI_BASE_URL,
     )
     assert result.returncode != 0, _output(result)[-3000:]
 
-    mail = mail_server.wait_for(lambda mail: "extract_load" in mail.subject, timeout=30)
+    mail = mail_server.wait_for(lambda mail: "yellow.wait_for_file" in mail.subject, timeout=30)
     body = html.unescape(mail.html)
     url = f"{tlc_base_url}/yellow/yellow_tripdata_2021-02.csv.gz"
     error = f"SourceNotPublishedError: {url} is not published (HTTP 404)"
@@ -41,28 +41,31 @@ def test_a_failed_task_emails_dag_run_task_month_error_and_log_link(
 
     assert mail.sender == FROM_EMAIL
     assert mail.recipients == [address.strip() for address in ALERT_RECIPIENTS.split(",")]
-    assert mail.subject.startswith("[Airflow] taxi_api_to_postgres.extract_load failed, month 2021-02")
+    assert mail.subject.startswith(
+        "[Airflow] taxi_api_to_postgres.yellow.wait_for_file failed, month 2021-02"
+    )
     assert "<td>DAG</td><td>taxi_api_to_postgres</td>" in body
-    assert "<td>Task</td><td>extract_load</td>" in body
+    assert "<td>Task</td><td>yellow.wait_for_file</td>" in body
     assert "<td>Month</td><td>2021-02</td>" in body
     assert f"<td>Error</td><td>{error}</td>" in body
     assert run_id.startswith("manual__") and run_id in _output(result)
-    log_link = f"{UI_BASE_URL}/dags/taxi_api_to_postgres/runs/{quote(run_id)}/tasks/extract_load?try_number=1"
+    task = "yellow.wait_for_file"
+    log_link = f"{UI_BASE_URL}/dags/taxi_api_to_postgres/runs/{quote(run_id)}/tasks/{task}?try_number=1"
     assert f'<a href="{log_link}">' in body
-    # The downstream check never ran, so it sends nothing: one alert per failed task.
-    assert [mail.subject for mail in mail_server.received if "check_month" in mail.subject] == []
+    # The tasks after it never ran, so they send nothing: one alert per failed task.
+    assert [mail.subject for mail in mail_server.received if "failed" in mail.subject] == [mail.subject]
 
 
 def test_without_an_smtp_connection_the_log_says_so_and_the_failure_is_reported_as_usual(
     run_dag, tlc_base_url
 ):
-    result = run_dag("taxi_api_to_postgres", {"taxi": "yellow", "month": "2021-02"})
+    result = run_dag("taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-02"})
 
     output = _output(result)
     assert result.returncode != 0
     assert f"{tlc_base_url}/yellow/yellow_tripdata_2021-02.csv.gz is not published (HTTP 404)" in output
     assert (
-        "Alerts are off, failure alert for taxi_api_to_postgres.extract_load (run manual__" in output
+        "Alerts are off, failure alert for taxi_api_to_postgres.yellow.wait_for_file (run manual__" in output
         and "month 2021-02) not sent: no connection smtp_default (set AIRFLOW_CONN_SMTP_DEFAULT)" in output
     )
     assert "Failed to run task callback" not in output
@@ -72,7 +75,7 @@ def test_a_mail_server_that_is_down_leaves_the_failure_reported_as_usual(run_dag
     nobody_listens = MailServer(port=free_port())  # a port no server listens on
     result = run_dag(
         "taxi_api_to_postgres",
-        {"taxi": "yellow", "month": "2021-02"},
+        {"taxis": ["yellow"], "month": "2021-02"},
         AIRFLOW_CONN_SMTP_DEFAULT=nobody_listens.connection_uri(),
         AIRFLOW_VAR_ALERT_EMAIL=ALERT_RECIPIENTS,
     )
@@ -84,3 +87,18 @@ def test_a_mail_server_that_is_down_leaves_the_failure_reported_as_usual(run_dag
     assert "Failed to send notification (sync): [Errno 111] Connection refused" in output
     assert "Failed to run task callback" in output
     assert "new_state=failed" in output
+
+
+def test_an_anomalous_month_is_published_and_its_warning_emailed(run_dag, mail_server, alert_env):
+    # The yellow sample is the first 22,791 trips of January 2021: nearly every day has none.
+    result = run_dag("taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"}, **alert_env)
+    assert result.returncode == 0, _output(result)[-3000:]
+
+    mail = mail_server.wait_for(lambda mail: "anomaly in yellow 2021-01" in mail.subject, timeout=30)
+    body = html.unescape(mail.html)
+    assert mail.subject == "[Airflow] anomaly in yellow 2021-01: low_trip_days"
+    assert (
+        "<td>Anomaly</td><td>anomaly in yellow 2021-01: low_trip_days is 30, expected 0 to 2 (warn)</td>"
+        in body
+    )
+    assert "<td>Month</td><td>2021-01</td>" in body
