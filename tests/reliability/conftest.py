@@ -305,8 +305,8 @@ def output(result) -> str:
 
 
 def assert_run_failed(result) -> str:
-    """``airflow dags test`` exits with an error when the run failed (it says "DagRun failed")."""
-    assert result.returncode != 0 and "state=failed" in output(result), output(result)[-4000:]
+    """``airflow dags test`` exits with an error when the run failed, or could not be created."""
+    assert result.returncode != 0, output(result)[-4000:]
     return output(result)
 
 
