@@ -77,9 +77,12 @@ def taxi_api_to_postgres():
         from include.postgres import pg_schema
         from include.sources import MonthRequest, downloaded
 
-        month_request = MonthRequest.from_dict(request)
+        month_request, schema_name = (
+            MonthRequest.from_dict(request),
+            pg_schema(),
+        )  # checked before the download
         with downloaded(month_request.url) as path, PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            return asdict(stage(conn, path, month_request, pg_schema(), run_id))
+            return asdict(stage(conn, path, month_request, schema_name, run_id))
 
     @task
     def check_anomalies(staged: dict, **context) -> list[dict]:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from include.errors import InvalidParamsError
+
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
@@ -39,7 +41,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 
 def _checked(name: str, what: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
+        raise InvalidParamsError(
             f"{what} {name!r} is not a valid BigQuery name: letters, digits and underscores only"
         )
     return name
@@ -49,7 +51,7 @@ def bigquery_type(arrow_type: pa.DataType) -> str:
     try:
         return _BIGQUERY_TYPES[arrow_type]
     except KeyError:
-        raise ValueError(f"no BigQuery type is declared for the Arrow type {arrow_type}") from None
+        raise InvalidParamsError(f"no BigQuery type is declared for the Arrow type {arrow_type}") from None
 
 
 def table_schema(columns: pa.Schema) -> list[dict[str, str]]:
@@ -127,7 +129,7 @@ class BigQuery:
         partitioning = existing.time_partitioning
         found = (partitioning.type_, partitioning.field) if partitioning else None
         if found != ("MONTH", column):
-            raise ValueError(
+            raise InvalidParamsError(
                 f"{self.ref(table)} exists with partitioning {found}, not MONTH on {column}: an earlier"
                 f" version of this flow made it. Drop it (bq rm -t {self.project}:{self.dataset}.{table})"
                 " and load its months again; they are still in GCS."
@@ -169,7 +171,7 @@ class BigQuery:
             if existing.get(field["name"].lower(), field["type"]) != field["type"]
         ]
         if changed:
-            raise ValueError(f"{self.ref(table)} has columns of other types: {'; '.join(changed)}")
+            raise InvalidParamsError(f"{self.ref(table)} has columns of other types: {'; '.join(changed)}")
         return fields + [field for field in declared if field["name"].lower() not in existing]
 
     def _load(self, destination: str, fields: list[dict[str, Any]], uri: str) -> None:

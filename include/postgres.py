@@ -149,6 +149,9 @@ def _transaction(
 
 
 DEFAULT_LOCK_TIMEOUT = timedelta(minutes=10)
+# Publishing takes the parent table's exclusive lock, behind which every new reader queues: wait
+# briefly for it, and leave longer waits to Airflow's retries.
+PUBLISH_LOCK_TIMEOUT = timedelta(seconds=30)
 
 
 def _existing_columns(cursor: psycopg.Cursor, schema_name: str, table: str) -> list[str] | None:
@@ -426,7 +429,7 @@ def stage_month(
 
 
 def publish_month(
-    conn: psycopg.Connection, staged: StagedMonth, lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
+    conn: psycopg.Connection, staged: StagedMonth, lock_timeout: timedelta = PUBLISH_LOCK_TIMEOUT
 ) -> int:
     """Swap the staged month in for the published one, in one transaction; return its rows.
 
@@ -589,7 +592,13 @@ def day_batches(uri: str, schema_name: str, table: str, pickup_column: str, day:
         pickup=sql.Identifier(pickup_column),
     )
     start = datetime.combine(day, datetime.min.time())
-    with adbc.connect(libpq_uri(uri)) as conn, conn.cursor() as cursor:
+    try:
+        conn = adbc.connect(libpq_uri(uri))
+    except adbc.Error as error:
+        # libpq quotes a connection string it cannot parse, password included: never pass that on.
+        message = str(error).replace(libpq_uri(uri), "<the postgres_default URI>")
+        raise ConnectionError(f"ADBC could not connect to Postgres: {message}") from None
+    with conn, conn.cursor() as cursor:
         # psycopg only composes the identifiers; ADBC binds the values.
         cursor.execute(
             query.as_string(None),

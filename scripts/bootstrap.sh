@@ -23,8 +23,10 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
-  echo "Python 3.10 or newer is needed (found $("$python" --version 2>&1)); set PYTHON=..." >&2
+# The pinned pandas, numpy, pyarrow, matplotlib, ADBC and providers require Python 3.11 or newer
+# (pyproject.toml's requires-python says the same).
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "Python 3.11 or newer is needed (found $("$python" --version 2>&1)); set PYTHON=..." >&2
   exit 1
 fi
 

@@ -1,10 +1,7 @@
-"""Faults at the destinations: Postgres restarted or the connection killed mid-COPY, the GCS
-stand-in away for a while, two loads of one month at once, a failed BigQuery load. (A failed
-``green_taxi_etl`` run is in tests/integration/test_green_taxi_etl.py.)
-
-Postgres faults are placed exactly with a row trigger on the target table that acts on the
-20,000th row the COPY inserts (counted by a sequence, which a rollback does not reset), so the
-fault hits once, in the middle of the load, and the retry passes.
+"""Faults at the destinations: Postgres restarted mid-COPY, a publish stuck behind a lock, two loads
+of one month at once, the GCS stand-in away for a while, a failed BigQuery load. (A connection
+killed mid-COPY, retried by Airflow, is in test_retry_policy.py; a failed ``green_taxi_etl`` run in
+tests/integration/test_green_taxi_etl.py.)
 """
 
 import functools
@@ -12,164 +9,160 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from datetime import timedelta
 
 import psycopg
 import pytest
 
-from include.flows.taxi_api_to_postgres import load_month_to_postgres
-from include.months import Month
-from include.sources import MonthRequest, downloaded_month
+from include import postgres as warehouse
+from include.dag_defaults import RETRY_POLICY
+from include.flows import taxi_api_to_postgres as postgres_flow
+from include.sources import downloaded
 from local_stack.stack import LOCAL_BUCKET, LOCAL_PROJECT, Stack, free_port, google_cloud_env
 from tests.reliability.conftest import (
-    GREEN_TABLE,
+    DECEMBER,
+    DECEMBER_PATH,
     OCTOBER,
     as_december,
     bucket_state,
-    download_and_export,
-    download_and_load,
     edited_sample,
-    table_state,
+    export_to_gcs,
+    in_thread,
+    load_to_postgres,
+    month_request,
+    new_run_id,
+    postgres_state,
+    staging_objects,
+    staging_tables,
+    wait_for_backend,
 )
-from tests.reliability.fault_server import served
 
 pytestmark = pytest.mark.integration
 
-FAULT_ROW = 20_000
 
-
-def _load_with_own_connection(uri: str, base_url: str, schema_name: str) -> None:
-    """Load October as a task does, on a connection of its own (to run beside the test's)."""
+def _load_with_own_connection(uri: str, base_url: str, schema_name: str, **options) -> None:
+    """Load a month as a task does, on a connection of its own (to run beside the test's)."""
     with psycopg.connect(uri) as conn:
-        download_and_load(base_url, conn, schema_name)
+        load_to_postgres(base_url, conn, schema_name, **options)
 
 
-def _on_row(conn, schema_name: str, action: str) -> None:
-    """Run ``action`` (PL/pgSQL) when the COPY inserts row ``FAULT_ROW`` of all loads from now on."""
-    conn.execute(
-        f"CREATE SEQUENCE {schema_name}.rows_inserted;"
-        f" CREATE FUNCTION {schema_name}.fault() RETURNS trigger LANGUAGE plpgsql AS $$"
-        f" BEGIN IF nextval('{schema_name}.rows_inserted') = {FAULT_ROW} THEN {action}; END IF;"
-        " RETURN NEW; END $$;"
-        f" CREATE TRIGGER fault BEFORE INSERT ON {schema_name}.{GREEN_TABLE}"
-        f" FOR EACH ROW EXECUTE FUNCTION {schema_name}.fault()"
-    )
-
-
-def _wait_for(conn, condition: str, timeout: float = 60.0) -> None:
-    """Wait until a backend in ``pg_stat_activity`` matches ``condition``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {condition}").fetchone()[0]:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"no backend with {condition} within {timeout:.0f} s")
-
-
-def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run():
-        try:
-            work()
-        except BaseException as error:  # surfaced by the caller's assertions
-            errors.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
+def _published_profiles(conn, schema_name: str) -> list[tuple]:
+    return conn.execute(
+        f"SELECT source_month, count(*) FROM {schema_name}.green_tripdata_profile"
+        " WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
 
 
 def test_postgres_restarted_mid_copy_keeps_the_month_and_the_retry_loads_it_once(
-    postgres, pg_schema, tlc_base_url
+    postgres, pg_schema, mirror, staging_fault
 ):
-    with psycopg.connect(postgres.uri) as conn:
-        download_and_load(tlc_base_url, conn, pg_schema)
-        before = table_state(conn, pg_schema, GREEN_TABLE)
-        _on_row(conn, pg_schema, "PERFORM pg_sleep(60)")
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
+        load_to_postgres(mirror.url, conn, pg_schema)
+        before = postgres_state(conn, pg_schema)
+        one_good_load = postgres_state(conn, pg_schema, with_runs=False)
+    staging_fault("PERFORM pg_sleep(60)")
 
-    thread, errors = _in_thread(
-        functools.partial(_load_with_own_connection, postgres.uri, tlc_base_url, pg_schema)
+    thread, errors = in_thread(
+        functools.partial(_load_with_own_connection, postgres.uri, mirror.url, pg_schema)
     )
     with psycopg.connect(postgres.uri, autocommit=True) as watcher:
-        _wait_for(watcher, "wait_event = 'PgSleep' AND query LIKE 'COPY%'")
+        wait_for_backend(watcher, "wait_event = 'PgSleep' AND query LIKE 'COPY%'")
     postgres.stop()  # a fast shutdown, as a restart by an operator or a failover
     postgres.start()
     thread.join()
 
     assert len(errors) == 1 and isinstance(errors[0], psycopg.OperationalError), errors
     with psycopg.connect(postgres.uri, autocommit=True) as conn:
-        assert table_state(conn, pg_schema, GREEN_TABLE) == before
-        download_and_load(tlc_base_url, conn, pg_schema)  # the retry
-        assert table_state(conn, pg_schema, GREEN_TABLE) == before
+        assert postgres_state(conn, pg_schema) == before
+        assert staging_tables(conn, pg_schema) == []  # the stage's transaction took its tables along
+        load_to_postgres(mirror.url, conn, pg_schema)  # the retry
+        assert postgres_state(conn, pg_schema, with_runs=False) == one_good_load
 
 
-def test_a_connection_killed_mid_copy_is_retried_by_airflow_and_loads_the_month_once(
-    run_dag, postgres, pg_conn, pg_schema, tlc_base_url
+def test_a_publish_stuck_behind_a_lock_fails_with_a_transient_error_and_the_retry_publishes(
+    postgres, pg_conn, pg_schema, mirror
 ):
-    download_and_load(tlc_base_url, pg_conn, pg_schema)
-    one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
-    _on_row(pg_conn, pg_schema, "PERFORM pg_terminate_backend(pg_backend_pid())")
+    """A reader's open transaction on the table holds the publish (dropping the month's old
+    partition needs an exclusive lock on the table): ``lock_timeout`` ends the wait with an error
+    the retry policy retries, the month stays as it was, and the retry publishes once the lock is gone."""
+    load_to_postgres(mirror.url, pg_conn, pg_schema)
+    before = postgres_state(pg_conn, pg_schema)
+    request = month_request(mirror.url, "green", OCTOBER)
+    run_id = new_run_id()
+    with downloaded(request.url) as path:
+        staged = postgres_flow.stage(pg_conn, path, request, pg_schema, run_id)
 
-    result = run_dag("taxi_api_to_postgres", {"taxi": "green", "month": "2020-10"})
+    with psycopg.connect(postgres.uri) as reader:  # not autocommit: its transaction stays open
+        reader.execute(f"SELECT count(*) FROM {pg_schema}.green_tripdata")
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout") as stuck:
+            warehouse.publish_month(pg_conn, staged, lock_timeout=timedelta(seconds=1))
+        waited = time.monotonic() - started
+        assert postgres_state(pg_conn, pg_schema) == before
+        assert 1 <= waited < 10
 
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "server closed the connection unexpectedly" in output
-    assert "new_state=up_for_retry" in output
-    assert table_state(pg_conn, pg_schema, GREEN_TABLE) == one_good_load
+    decision = RETRY_POLICY.evaluate(stuck.value, try_number=1, max_tries=4)
+    assert decision.action.value == "retry", decision
+    assert warehouse.publish_month(pg_conn, staged, lock_timeout=timedelta(seconds=1)) == staged.rows_loaded
+    assert postgres_state(pg_conn, pg_schema) != before
+    assert _published_profiles(pg_conn, pg_schema) == [(OCTOBER.first_day, 2)]
+    warehouse.drop_staging(pg_conn, pg_schema, "green_tripdata", OCTOBER, run_id)
+    assert staging_tables(pg_conn, pg_schema) == []
 
 
 def test_two_loads_of_a_month_at_once_take_turns_and_leave_one_copy(
-    postgres, pg_conn, pg_schema, tlc_base_url
+    postgres, pg_conn, pg_schema, mirror, staging_fault
 ):
-    download_and_load(tlc_base_url, pg_conn, pg_schema)
-    one_good_load = table_state(pg_conn, pg_schema, GREEN_TABLE)
-    _on_row(pg_conn, pg_schema, "PERFORM pg_sleep(5)")  # holds the first load in its transaction
+    load_to_postgres(mirror.url, pg_conn, pg_schema)
+    one_good_load = postgres_state(pg_conn, pg_schema, with_runs=False)
+    staging_fault("PERFORM pg_sleep(5)")  # holds the first load inside its stage
 
-    load_october = functools.partial(_load_with_own_connection, postgres.uri, tlc_base_url, pg_schema)
-    first, first_errors = _in_thread(load_october)
-    _wait_for(pg_conn, "wait_event = 'PgSleep'")
-    second, second_errors = _in_thread(load_october)
-    _wait_for(pg_conn, "wait_event_type = 'Lock' AND wait_event = 'advisory'")
+    load_october = functools.partial(_load_with_own_connection, postgres.uri, mirror.url, pg_schema)
+    first, first_errors = in_thread(load_october)
+    wait_for_backend(pg_conn, "wait_event = 'PgSleep'")
+    second, second_errors = in_thread(load_october)
     first.join()
     second.join()
 
     assert first_errors == second_errors == []
-    assert table_state(pg_conn, pg_schema, GREEN_TABLE) == one_good_load
+    assert postgres_state(pg_conn, pg_schema, with_runs=False) == one_good_load
+    assert _published_profiles(pg_conn, pg_schema) == [(OCTOBER.first_day, 3)]
+    assert staging_tables(pg_conn, pg_schema) == []
 
 
-def test_a_load_of_another_month_does_not_wait_for_a_running_load(postgres, pg_conn, pg_schema, mirror):
-    download_and_load(mirror.url, pg_conn, pg_schema)
-    _on_row(pg_conn, pg_schema, "PERFORM pg_sleep(30)")  # holds October's load in its transaction
-    december = MonthRequest("green", Month(2020, 12))
-    mirror.script("/green/green_tripdata_2020-12.csv.gz", served(edited_sample(as_december)))
+def test_a_load_of_a_new_month_does_not_wait_for_a_running_load(
+    postgres, pg_conn, pg_schema, mirror, staging_fault
+):
+    load_to_postgres(mirror.url, pg_conn, pg_schema)
+    staging_fault("PERFORM pg_sleep(30)")  # holds October's next load inside its stage
+    mirror.replace(DECEMBER_PATH, edited_sample(as_december))
 
-    october, errors = _in_thread(
+    october, errors = in_thread(
         functools.partial(_load_with_own_connection, postgres.uri, mirror.url, pg_schema)
     )
-    _wait_for(pg_conn, "wait_event = 'PgSleep'")
-    with downloaded_month(mirror.url, december) as path:
-        started = time.monotonic()
-        load_month_to_postgres(pg_conn, path, december, pg_schema)
+    wait_for_backend(pg_conn, "wait_event = 'PgSleep'")
+    started = time.monotonic()
+    load_to_postgres(mirror.url, pg_conn, pg_schema, month=DECEMBER)
     assert time.monotonic() - started < 20, "December waited for October"
-    assert october.is_alive(), "October's load was still running when December's committed"
+    assert october.is_alive(), "October's load was still running when December's was published"
     pg_conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
     october.join()
     assert len(errors) == 1 and isinstance(errors[0], psycopg.errors.QueryCanceled)
+    assert _published_profiles(pg_conn, pg_schema) == [(OCTOBER.first_day, 1), (DECEMBER.first_day, 1)]
 
 
 def test_two_exports_of_a_month_at_once_leave_what_one_export_leaves(
-    tlc_base_url, gcs_hook, gcs_bucket, storage_client
+    mirror, gcs_hook, gcs_bucket, storage_client
 ):
-    export_october = functools.partial(download_and_export, tlc_base_url, gcs_hook, gcs_bucket)
+    export_october = functools.partial(export_to_gcs, mirror.url, gcs_hook, gcs_bucket)
     export_october()
-    one_export = bucket_state(storage_client, gcs_bucket)
-    exports = [_in_thread(export_october) for _ in range(2)]
+    one_export = bucket_state(storage_client, gcs_bucket, with_runs=False)
+    exports = [in_thread(export_october) for _ in range(2)]
     for thread, errors in exports:
         thread.join()
         assert errors == []
-    assert bucket_state(storage_client, gcs_bucket) == one_export
+    assert bucket_state(storage_client, gcs_bucket, with_runs=False) == one_export
+    assert staging_objects(storage_client, gcs_bucket) == []
 
 
 class _ServiceDown:
@@ -195,12 +188,19 @@ class _ServiceDown:
         self._socket.close()
 
 
-def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written(run_dag, tmp_path):
-    """The upload finds GCS down twice; then the stand-in comes back and the same try succeeds.
+def _storage_client(port: int):
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
 
-    Outages shorter than the Google client's retry deadline (120 s) are retried inside the try;
-    longer ones fail the try and Airflow retries the task (as for Postgres above).
-    """
+    endpoint = ClientOptions(api_endpoint=f"http://127.0.0.1:{port}")
+    return storage.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials(), client_options=endpoint)
+
+
+def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written(run_dag, tmp_path):
+    """The DAG's first call to GCS finds it down twice; then the stand-in comes back and the same
+    try succeeds. Outages shorter than the Google client's retry deadline (120 s) are retried
+    inside the try; longer ones fail the try and Airflow retries the task."""
     stack = Stack(tmp_path, gcs_port=free_port(), bigquery_port=free_port())
     down = _ServiceDown(stack.gcs_port)
 
@@ -211,11 +211,11 @@ def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written
         down.close()
         stack.gcs_emulator.start()
 
-    comeback, comeback_errors = _in_thread(come_back_after_two_attempts)
+    comeback, comeback_errors = in_thread(come_back_after_two_attempts)
     try:
         result = run_dag(
             "taxi_api_to_gcs",
-            {"taxi": "green", "month": "2020-10"},
+            {"taxis": ["green"], "month": "2020-10"},
             **google_cloud_env(stack.gcs_port, stack.bigquery_port),
         )
         comeback.join()
@@ -227,17 +227,9 @@ def test_the_gcs_stand_in_away_for_a_while_is_retried_until_the_month_is_written
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert comeback_errors == []
     assert down.attempts >= 2
-    assert "green/green_tripdata_2020-10.parquet" in written
-    assert sum(name.startswith("green_trips/pickup_date=") for name in written) > 28
-
-
-def _storage_client(port: int):
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    endpoint = ClientOptions(api_endpoint=f"http://127.0.0.1:{port}")
-    return storage.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials(), client_options=endpoint)
+    assert "green_tripdata/green_tripdata_2020-10.parquet" in written
+    assert sum(name.startswith("green_tripdata_by_day/pickup_date=2020-10-") for name in written) == 31
+    assert [name for name in written if name.startswith("_staging/")] == []
 
 
 def test_a_failed_bigquery_load_leaves_the_month_as_it_was(
@@ -254,16 +246,16 @@ def test_a_failed_bigquery_load_leaves_the_month_as_it_was(
     from tests.samples import GREEN_2020_10
 
     bq = BigQuery(BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False), bq_dataset)
-    october = sample_as_published(GREEN_2020_10, table_columns(schema_for("green")), OCTOBER.month.first_day)
-    name = f"green_tripdata/green_tripdata_{OCTOBER.month}.parquet"
+    october = sample_as_published(GREEN_2020_10, table_columns(schema_for("green")), OCTOBER.first_day)
+    name = f"green_tripdata/green_tripdata_{OCTOBER}.parquet"
     uri = upload_parquet(storage_client, gcs_bucket, name, october)
-    load_month(bq, "green", OCTOBER.month, uri)
+    load_month(bq, "green", OCTOBER, uri)
     table = bq.ref(monthly_table("green"))
     before = bigquery_state(bigquery_client, table)
 
     storage_client.bucket(gcs_bucket).blob(name).upload_from_string(b"PAR1 but not Parquet")
     with pytest.raises(GoogleAPICallError, match=r"(?i)parquet"):
-        load_month(bq, "green", OCTOBER.month, uri)
+        load_month(bq, "green", OCTOBER, uri)
 
     assert bigquery_state(bigquery_client, table) == before
     assert before[0] == october.num_rows
