@@ -38,26 +38,14 @@ PERMANENT_ERRORS = [
 TRANSIENT_ERRORS = ["include.errors.TransientDownloadError"]
 
 
-# --- reliability branch: begin (a RetryRule that does not import psycopg while a DAG file is parsed)
-class RetryRuleImportedOnFailure(RetryRule):
-    """``RetryRule`` imports every class it names when it is built, so naming psycopg's errors made
-    every DAG file import psycopg and psycopg2 while parsing. This one leaves that to the first
-    failure (``RetryRule._resolve_exception_classes``), in the worker, where psycopg is loaded anyway."""
-
-    def __post_init__(self) -> None:
-        pass
-
-
-# --- reliability branch: end
-
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
-        RetryRuleImportedOnFailure(  # reliability branch
+        RetryRule(
             exception=PERMANENT_ERRORS,
             action=RetryAction.FAIL,
             reason="the source, the params, the file or the data is wrong: another try fails the same way",
         ),
-        RetryRuleImportedOnFailure(  # reliability branch
+        RetryRule(
             exception=TRANSIENT_ERRORS,
             action=RetryAction.RETRY,
             reason="a network, server or database fault that passes",
