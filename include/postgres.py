@@ -26,18 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import numpy as np
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
+from include.binary_copy import COPY_SIGNATURE, COPY_TRAILER, binary_copy_rows
 from include.errors import InvalidParamsError
 from include.extract import Rejects
 from include.months import Month
@@ -200,63 +198,6 @@ def ensure_table(
                 )
 
 
-# COPY's binary format: a signature, then per row the field count and each field as its length and
-# big-endian value (length -1 for NULL), then a -1 trailer. Times count from 2000-01-01.
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-_NULL_FIELD = pa.scalar(struct.pack(">i", -1), pa.binary())
-_POSTGRES_EPOCH_US = 946_684_800_000_000
-_POSTGRES_EPOCH_DAYS = 10_957
-
-
-def _as_binary(values: np.ndarray) -> pa.Array:
-    """Each element's bytes, as laid out in ``values``, as one binary value."""
-    array = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(values.dtype.itemsize), len(values), [None, pa.py_buffer(values)]
-    )
-    return array.cast(pa.binary())
-
-
-def _fixed_width_fields(values: np.ndarray, layout: str) -> pa.Array:
-    """Each value as one field: its byte length, then the value, both big-endian."""
-    fields = np.empty(len(values), dtype=[("length", ">i4"), ("value", layout)])
-    fields["length"] = np.dtype(layout).itemsize
-    fields["value"] = values
-    return _as_binary(fields)
-
-
-def _binary_fields(column: pa.Array) -> pa.Array:
-    """A column as binary COPY fields, for the column types of ``_POSTGRES_TYPES``."""
-    kind = column.type
-    if kind == pa.string():
-        text = column.fill_null("").cast(pa.binary())
-        lengths = pc.binary_length(text).to_numpy().astype(">i4")
-        fields = pc.binary_join_element_wise(_as_binary(lengths), text, b"")
-    elif kind == pa.timestamp("us"):
-        micros = pc.subtract(column.cast(pa.int64()).fill_null(0), _POSTGRES_EPOCH_US)
-        fields = _fixed_width_fields(micros.to_numpy(), ">i8")
-    elif kind == pa.date32():
-        days = pc.subtract(column.cast(pa.int32()).fill_null(0), _POSTGRES_EPOCH_DAYS)
-        fields = _fixed_width_fields(days.to_numpy(), ">i4")
-    elif kind == pa.int64():
-        fields = _fixed_width_fields(column.fill_null(0).to_numpy(), ">i8")
-    elif kind == pa.float64():
-        fields = _fixed_width_fields(column.fill_null(0.0).to_numpy(), ">f8")
-    else:
-        raise TypeError(f"no binary COPY encoding for Arrow type {kind}")
-    return pc.if_else(pc.is_valid(column), fields, _NULL_FIELD) if column.null_count else fields
-
-
-def _binary_chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, memoryview]]:
-    """Each batch as one block of binary COPY rows: a view of one Arrow buffer, not a copy."""
-    for batch in batches:
-        field_count = pa.scalar(struct.pack(">h", batch.num_columns), pa.binary())
-        rows = pc.binary_join_element_wise(field_count, *map(_binary_fields, batch.columns), b"")
-        offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
-        start, end = offsets[rows.offset], offsets[rows.offset + len(rows)]
-        yield batch.num_rows, memoryview(rows.buffers()[2])[start:end]
-
-
 def copy_batches(
     cursor: psycopg.Cursor, target: sql.Composable, columns: list[str], batches: Iterable[pa.RecordBatch]
 ) -> int:
@@ -270,11 +211,11 @@ def copy_batches(
     )
     rows = 0
     with cursor.copy(statement) as copy:
-        copy.write(_COPY_SIGNATURE)
-        for count, chunk in _binary_chunks(batches):
+        copy.write(COPY_SIGNATURE)
+        for count, chunk in binary_copy_rows(batches):
             copy.write(chunk)
             rows += count
-        copy.write(_COPY_TRAILER)
+        copy.write(COPY_TRAILER)
     return rows
 
 
