@@ -24,12 +24,15 @@ run the same inside an Airflow task and in a test.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
+from urllib.parse import quote
 
 import psycopg
 import pyarrow as pa
@@ -199,13 +202,25 @@ def ensure_table(
 
 
 def copy_batches(
-    cursor: psycopg.Cursor, target: sql.Composable, columns: list[str], batches: Iterable[pa.RecordBatch]
+    cursor: psycopg.Cursor,
+    target: sql.Identifier,
+    columns: list[str],
+    batches: Iterable[pa.RecordBatch],
+    writer: Literal["numpy", "adbc"] = "numpy",
 ) -> int:
     """Stream record batches into ``target`` with one binary COPY; return the number of rows.
 
     The table's column types must be the ones ``_POSTGRES_TYPES`` gives the batches' Arrow types, as
     in the tables ``ensure_table`` creates: binary COPY does not convert, it rejects a mismatch.
+
+    ``writer`` chooses the encoder: ``numpy``, ours (``include.binary_copy``), in ``cursor``'s
+    transaction; or ``adbc``, ADBC's ``adbc_ingest``, which needs a connection of its own and so
+    commits in a transaction of its own: ``target`` must exist and be committed before, and it
+    cannot be part of a larger transaction such as ``stage_month``'s. Kept to measure the two
+    side by side (``bench``); see the module docstring for why ours loads the months.
     """
+    if writer == "adbc":
+        return _ingest_with_adbc(cursor.connection, target, columns, batches)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, columns))
     )
@@ -216,6 +231,35 @@ def copy_batches(
             copy.write(chunk)
             rows += count
         copy.write(COPY_TRAILER)
+    return rows
+
+
+def _ingest_with_adbc(
+    conn: psycopg.Connection, target: sql.Identifier, columns: list[str], batches: Iterable[pa.RecordBatch]
+) -> int:
+    """``adbc_ingest`` (binary COPY written by ADBC's C++ driver) on a connection to the same
+    database, appending to ``target`` in one transaction (ADBC's DB-API starts with autocommit off)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    # ADBC takes the schema and the table apart; ours are plain names (checked_identifier), so
+    # psycopg's quoting of each is only the surrounding double quotes.
+    schema_name, table = (part.strip('"') for part in target.as_string(conn).split("."))
+    info = conn.info
+    uri = (
+        f"postgresql://{quote(info.user, safe='')}:{quote(info.password or '', safe='')}"
+        f"@{info.host}:{info.port}/{quote(info.dbname, safe='')}"
+    )
+    stream = iter(batches)
+    first = next(stream, None)
+    if first is None:
+        return 0
+    reader = pa.RecordBatchReader.from_batches(
+        first.schema, (batch.select(columns) for batch in itertools.chain([first], stream))
+    )
+    with adbc.connect(uri) as adbc_conn:
+        with adbc_conn.cursor() as adbc_cursor:
+            rows = adbc_cursor.adbc_ingest(table, reader, mode="append", db_schema_name=schema_name)
+        adbc_conn.commit()
     return rows
 
 
