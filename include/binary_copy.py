@@ -3,7 +3,7 @@
 The binary format is a signature, then per row a 16-bit field count and each field as a 32-bit
 length and its big-endian value (length -1 and no value for NULL), then a -1 trailer; times count
 from 2000-01-01. Postgres stores such values as they come, without parsing text, so it loads them
-in about 60% of the time it takes for the same rows as CSV.
+with about 60% of the CPU it spends on the same rows as CSV.
 
 The encoding is vectorised, never a Python loop over rows, in one of two ways per batch:
 
@@ -16,8 +16,8 @@ The encoding is vectorised, never a Python loop over rows, in one of two ways pe
   its fields as a binary array, and Arrow's ``binary_join_element_wise`` joins them row by row,
   writing the NULL marker for null values.
 
-Both give the same bytes; the fixed layout takes about a third of the CPU time of the joined one
-(0.13 s against 0.38 s for 951,200 green rows).
+Both give the same bytes. On 951,200 green rows the fixed layout took 0.13 s of CPU, the joined
+rows 0.29 s, and the encoder both replaced (a binary array per column, NULLs by ``if_else``) 0.38 s.
 
 Why our own code: neither psycopg nor pyarrow encodes Arrow columns as COPY rows, and ADBC's
 ``adbc_ingest``, which does, spends more CPU on it than this (see ``include.postgres``).
