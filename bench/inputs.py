@@ -1,67 +1,107 @@
-"""The benchmark's inputs, all made from the real green 2020-10 file shipped in ``data/tlc``.
+"""The benchmark's inputs, all made from real TLC files in ``data/tlc``, cached outside git.
 
-Bigger months are the real rows repeated behind the one header, so a 10x month has the same value
-distribution, cleaning outcome and compression ratio as the real one, only more of it. The
-``psql \\copy`` baseline reads the cleaned month as CSV: exactly the rows and columns ours sends.
+A full-size month is the real green October 2020 file (95,120 trips, one whole month) repeated
+behind its one header: 75 times makes 7,134,000 trips, about a yellow month's size. Repeating a
+whole month keeps every trip's date inside that month (the few strays the TLC file has stay
+strays), and keeps the value distribution, the cleaning outcome and the gzip ratio of the real
+file. The Parquet inputs repeat the TLC's own January 2024 green file the same way, in row
+groups of up to a million rows, as the TLC writes them.
+
+Inputs are written once into ``bench/cache/`` (git-ignored) and reused while their source and
+recipe are unchanged: the 7-million-row month takes about 20 seconds to compress.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import itertools
+import json
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from bench.methods import MONTH, TAXI
-from include.extract import iter_batches
-from include.postgres import SOURCE_MONTH_COLUMN
-from include.schema import schema_for
-from include.transform import MONTHLY_RULES, CleaningReport, clean
+from include.months import Month
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "data" / "tlc" / "green" / "green_tripdata_2020-10.csv.gz"
+CACHE = REPO / "bench" / "cache"
+TAXI = "green"
+CSV_MONTH = Month(2020, 10)
+CSV_SOURCE = REPO / "data" / "tlc" / "green" / "green_tripdata_2020-10.csv.gz"
+PARQUET_MONTH = Month(2024, 1)
+PARQUET_SOURCE = REPO / "data" / "tlc" / "trip-data" / "green_tripdata_2024-01.parquet"
+# The TLC writes row groups of about a million rows; smaller ones keep the 1x file realistic too.
+PARQUET_ROW_GROUP = 1 << 20
 
 
-def scaled_month(folder: Path, factor: int, first_rows: int | None) -> Path:
-    """The source's first ``first_rows`` data rows (all if None) repeated ``factor`` times, gzipped.
+@dataclass(frozen=True)
+class Recipe:
+    """Which rows of a source make an input: the first ``first_rows`` (None: all), ``repeat`` times."""
 
-    The real file itself is returned when nothing changes, so the 1x full-size run reads the very
-    file the DAG would download. Files are rewritten on every run: they take seconds and can never
-    be stale.
-    """
-    if factor == 1 and first_rows is None:
-        return SOURCE
-    suffix = f"_first{first_rows}" if first_rows is not None else ""
-    target = folder / f"{SOURCE.name.removesuffix('.csv.gz')}{suffix}_x{factor}.csv.gz"
-    with gzip.open(SOURCE, "rb") as source:
+    repeat: int = 1
+    first_rows: int | None = None
+
+    @property
+    def tag(self) -> str:
+        first = f"_first{self.first_rows}" if self.first_rows is not None else ""
+        return f"{first}_x{self.repeat}"
+
+
+def _cached(target: Path, source: Path, recipe: Recipe) -> bool:
+    """Whether ``target`` was made from this very ``source`` by this recipe (a stamp beside it)."""
+    stamp = target.with_suffix(target.suffix + ".stamp")
+    expected = json.dumps(
+        {"source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(), "recipe": recipe.tag}
+    )
+    if target.exists() and stamp.exists() and stamp.read_text() == expected:
+        return True
+    stamp.unlink(missing_ok=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def _stamp(target: Path, source: Path, recipe: Recipe) -> None:
+    stamp = target.with_suffix(target.suffix + ".stamp")
+    stamp.write_text(
+        json.dumps({"source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(), "recipe": recipe.tag})
+    )
+
+
+def csv_month(recipe: Recipe, folder: Path = CACHE) -> Path:
+    """The green 2020-10 CSV rows of ``recipe``, gzipped, under the mirror's file name in a folder
+    of their own (``{folder}/{tag}/green/green_tripdata_2020-10.csv.gz``), so the folder above
+    ``green/`` can be served as the mirror's root."""
+    target = folder / f"csv{recipe.tag}" / TAXI / CSV_SOURCE.name
+    if _cached(target, CSV_SOURCE, recipe):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(CSV_SOURCE, "rb") as source:
         header = source.readline()
-        body = b"".join(itertools.islice(source, first_rows))
-    folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(target, "wb") as sink:
-        sink.write(header)
-        for _ in range(factor):
-            sink.write(body)
+        body = b"".join(itertools.islice(source, recipe.first_rows))
+    # One gzip member, as the mirror's files are; level 6 is gzip's default and the mirror's ratio.
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    with target.open("wb") as sink:
+        sink.write(compressor.compress(header))
+        for _ in range(recipe.repeat):
+            sink.write(compressor.compress(body))
+        sink.write(compressor.flush())
+    _stamp(target, CSV_SOURCE, recipe)
     return target
 
 
-def cleaned_csv(month_file: Path, target: Path) -> int:
-    """Write the rows ours keeps from ``month_file`` as header-less CSV in the table's column order.
-
-    The cleaning is include's own and the CSV is pyarrow's, as in the COPY stream ours sends, so
-    ``psql \\copy`` of this file costs Postgres what ours costs it, minus reading and cleaning.
-    Returns the number of rows written.
-    """
-    schema = schema_for(TAXI)
-    columns = schema.arrow_schema.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32()))
-    source_month = pa.scalar(MONTH.first_day, pa.date32())
-    report = CleaningReport()
-    options = pacsv.WriteOptions(include_header=False)
+def parquet_month(recipe: Recipe, folder: Path = CACHE) -> Path:
+    """The TLC's green 2024-01 Parquet rows of ``recipe``, as the TLC's layout names the file."""
+    target = folder / f"parquet{recipe.tag}" / "trip-data" / PARQUET_SOURCE.name
+    if _cached(target, PARQUET_SOURCE, recipe):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with pacsv.CSVWriter(target, columns, write_options=options) as writer:
-        for batch in clean(iter_batches(month_file, schema), schema, MONTHLY_RULES, report):
-            writer.write_batch(
-                batch.append_column(columns.field(-1), pa.repeat(source_month, batch.num_rows))
-            )
-    return report.rows_kept
+    table = pq.read_table(PARQUET_SOURCE)
+    if recipe.first_rows is not None:
+        table = table.slice(0, recipe.first_rows)
+    repeated = pa.concat_tables([table] * recipe.repeat)  # no copy: the same chunks, listed again
+    pq.write_table(repeated, target, row_group_size=PARQUET_ROW_GROUP, compression="snappy")
+    _stamp(target, PARQUET_SOURCE, recipe)
+    return target

@@ -1,157 +1,251 @@
 """The measured methods, each run in a fresh interpreter: ``python -m bench.methods NAME PARAMS``.
 
-A fresh process per run keeps one method's imports and allocations out of another's peak RSS.
-Each method's setup (imports, connection strings) runs before the clock starts; the work it
-returns is what is timed. The child prints its row count, seconds and peak RSS as one JSON line.
+A fresh process per run keeps one method's imports and allocations out of another's memory. A
+method's setup (imports, connecting) runs before the clock starts, except where the setup is part
+of what is compared: ``airflow dags test`` is timed from its launch, start-up and all, like the
+shell pipe it is compared with. The child prints one JSON line: its rows (if it knows them), wall
+seconds, CPU seconds, and peak RSS.
 
-Peak RSS is the largest process's high-water mark: this interpreter's own ``VmHWM`` (the peak of
-its image since ``exec``), or a child's ``ru_maxrss`` for ``psql``. The parent's ``wait4`` would
-not do: a forked child inherits the parent's high-water mark, so every method would show at
-least the benchmark runner's own memory.
+CPU is this process's (every thread) plus its children's (``airflow``, ``psql``, ``curl``...);
+Postgres's own work is measured by the parent (``bench.run``). Peak RSS is the largest process's
+high-water mark: this interpreter's ``VmHWM`` for work done here, or the largest child's
+``ru_maxrss`` for a command; the runner's own few MB are not counted against a command.
 
-PARAMS is a JSON object: ``input`` (the CSV file), and ``uri`` and ``schema`` for the Postgres
-methods or ``output`` (the Parquet file) for the Parquet ones; ``psql_copy`` takes the client's
-path, the URI and the ``\\copy`` statement.
+PARAMS is a JSON object; each method documents what it reads.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from include.months import Month
 
-TAXI = "green"
-MONTH = Month(2020, 10)
-TABLE = "green_taxi_trips"
-COURSE_CHUNKSIZE = 100_000
+@dataclass(frozen=True)
+class Work:
+    """What a method times: ``run`` returns its rows (or None); ``in_process`` says whether the
+    work's memory is this interpreter's (else a child's)."""
 
-Work = Callable[[], int]
-
-
-def psql_copy(params: dict[str, str]) -> Work:
-    """The practical limit: ``psql \\copy`` of a CSV that already holds the cleaned rows.
-
-    Timed from starting ``psql`` to its exit, so it includes connecting, as ours does.
-    """
-    import subprocess
-
-    command = [params["psql"], "-X", "-v", "ON_ERROR_STOP=1", "-d", params["uri"], "-c", params["statement"]]
-
-    def work() -> int:
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        return int(re.fullmatch(r"COPY (\d+)", output.strip())[1])
-
-    return work
+    run: Callable[[], int | None]
+    in_process: bool
 
 
-def ours_postgres(params: dict[str, str]) -> Work:
-    """What ``taxi_api_to_postgres.extract_load`` runs once the file is downloaded."""
-    import psycopg
+def _command(command: list[str], env: dict[str, str] | None = None) -> Work:
+    def run() -> None:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[:4]} exited with {done.returncode}:\n{done.stderr[-3000:]}")
 
-    from include.flows.taxi_api_to_postgres import load_month_to_postgres
+    return Work(run, in_process=False)
+
+
+def dag(params: dict) -> Work:
+    """``airflow dags test {dag_id} -c {conf}`` with ``env`` added: the whole DAG run, as a user runs it."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    command = [airflow, "dags", "test", params["dag_id"], "-c", json.dumps(params["conf"])]
+    return _command(command, {**os.environ, **params["env"]})
+
+
+def pipe(params: dict) -> Work:
+    """The plain pipe: ``curl {url} | gunzip | psql -c "\\copy {table} FROM STDIN (FORMAT csv, HEADER)"``."""
+    script = (
+        'set -euo pipefail; curl -sSf "$URL" | gunzip | "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$URI" '
+        '-c "\\copy $TABLE FROM STDIN (FORMAT csv, HEADER)"'
+    )
+    env = {
+        **os.environ,
+        "URL": params["url"],
+        "PSQL": params["psql"],
+        "URI": params["uri"],
+        "TABLE": params["table"],
+    }
+    return _command(["bash", "-c", script], env)
+
+
+def _request(params: dict):
+    from include.months import Month
     from include.sources import MonthRequest
 
-    request = MonthRequest(TAXI, MONTH)
+    return MonthRequest(params["taxi"], Month.parse(params["month"]), params["source"], params["url"])
 
-    def work() -> int:
+
+def load(params: dict) -> Work:
+    """Our load function alone: ``stage`` then ``publish`` of ``taxi_api_to_postgres`` on the local
+    ``input`` into schema ``schema`` (no download, no Airflow)."""
+    import psycopg
+
+    from include.flows.taxi_api_to_postgres import publish, stage
+
+    request = _request(params)
+
+    def run() -> int:
         with psycopg.connect(params["uri"]) as conn:
-            return load_month_to_postgres(conn, Path(params["input"]), request, params["schema"]).rows_loaded
+            staged = stage(conn, Path(params["input"]), request, params["schema"], "bench")
+            return publish(conn, staged)
 
-    return work
+    return Work(run, in_process=True)
 
 
-def course_postgres(params: dict[str, str]) -> Work:
-    """The course's ingestion: the whole file into a DataFrame, then ``to_sql`` in chunks of 100,000.
+def copy(params: dict) -> Work:
+    """The month's stream (read, clean, profile) copied into the existing ``schema.table`` with
+    ``include.postgres.copy_batches``, by ``writer``: ``numpy`` (our encoder) or ``adbc``."""
+    import psycopg
+    from psycopg import sql
 
-    It applies the same two cleaning rules and adds ``source_month``, so it loads exactly the rows
-    ours loads and the throughputs compare like for like.
+    from include.month_file import MonthFile
+    from include.postgres import copy_batches
+    from include.transform import with_source_month
+
+    request = _request(params)
+    target = sql.Identifier(params["schema"], params["table"])
+
+    def run() -> int:
+        month_file = MonthFile(Path(params["input"]), request)
+        batches = with_source_month(month_file.batches(), request.month)
+        with psycopg.connect(params["uri"]) as conn, conn.cursor() as cursor:
+            columns = request.schema.table_schema.names
+            return copy_batches(cursor, target, columns, batches, writer=params["writer"])
+
+    return Work(run, in_process=True)
+
+
+def course(params: dict) -> Work:
+    """The course's ingestion: the whole CSV into a DataFrame, then ``to_sql`` in chunks of 100,000.
+
+    It applies the same two cleaning rules and adds ``source_month``, so it loads the rows ours
+    loads and the throughputs compare like for like.
     """
     import pandas as pd
     import sqlalchemy
 
-    from include.postgres import SOURCE_MONTH_COLUMN
-    from include.schema import SNAKE_CASE_RENAMES, schema_for
+    from include.schema import SOURCE_MONTH_COLUMN, schema_for
 
-    schema = schema_for(TAXI)
+    request = _request(params)
+    schema = schema_for(params["taxi"])
+    names = {column.source_name: column.name for column in schema.columns}
     timestamps = [column.source_name for column in schema.columns if column.kind == "timestamp"]
     engine = sqlalchemy.create_engine(params["uri"].replace("postgresql://", "postgresql+psycopg://", 1))
 
-    def work() -> int:
-        frame = pd.read_csv(params["input"], parse_dates=timestamps)
+    def run() -> int:
+        frame = pd.read_csv(params["input"], parse_dates=timestamps).rename(columns=names)
         frame = frame[frame[schema.pickup_column].notna() & (frame["passenger_count"] != 0)]
-        frame = frame.rename(columns=SNAKE_CASE_RENAMES).assign(**{SOURCE_MONTH_COLUMN: MONTH.first_day})
+        frame = frame.assign(**{SOURCE_MONTH_COLUMN: request.month.first_day})
         frame.to_sql(
-            TABLE,
+            params["table"],
             engine,
             schema=params["schema"],
             if_exists="replace",
             index=False,
-            chunksize=COURSE_CHUNKSIZE,
-            method=None,
+            chunksize=100_000,
         )
         return len(frame)
 
-    return work
+    return Work(run, in_process=True)
 
 
-def ours_parquet(params: dict[str, str]) -> Work:
-    """The Parquet step of ``taxi_api_to_gcs``: stream, clean and write the month as one file."""
-    from include.extract import iter_batches
-    from include.parquet import write_parquet
-    from include.schema import schema_for
-    from include.transform import MONTHLY_RULES, CleaningReport, clean
-
-    schema = schema_for(TAXI)
-
-    def work() -> int:
-        batches = clean(iter_batches(Path(params["input"]), schema), schema, MONTHLY_RULES, CleaningReport())
-        return write_parquet(batches, schema.arrow_schema, Path(params["output"]))
-
-    return work
-
-
-def plain_parquet(params: dict[str, str]) -> Work:
-    """The plainest pyarrow conversion: read the whole CSV with inferred types, write it as Parquet."""
+def parquet_plain(params: dict) -> Work:
+    """Plain pyarrow: ``pyarrow.parquet.read_table`` of the whole file, then its rows as CSV into
+    ``psql \\copy`` of the file's columns (the table the parent made from the file's schema)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    def work() -> int:
-        table = pacsv.read_csv(params["input"])
-        pq.write_table(table, params["output"])
+    command = [params["psql"], "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", params["uri"], "-c"]
+    command.append(f"\\copy {params['table']} FROM STDIN (FORMAT csv)")
+
+    def run() -> int:
+        table = pq.read_table(params["input"])
+        psql = subprocess.Popen(command, stdin=subprocess.PIPE)
+        pacsv.write_csv(table, psql.stdin, write_options=pacsv.WriteOptions(include_header=False))
+        psql.stdin.close()
+        if psql.wait() != 0:
+            raise RuntimeError(f"psql exited with {psql.returncode}")
         return table.num_rows
 
-    return work
+    return Work(run, in_process=True)
 
 
-METHODS: dict[str, Callable[[dict[str, str]], Work]] = {
-    "psql_copy": psql_copy,
-    "ours_postgres": ours_postgres,
-    "course_postgres": course_postgres,
-    "ours_parquet": ours_parquet,
-    "plain_parquet": plain_parquet,
+def gcs_plain(params: dict) -> Work:
+    """Plain pyarrow to the GCS stand-in: ``read_csv`` (inferred types), ``write_table``, one upload."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    bucket = storage.Client(project=params["project"], credentials=AnonymousCredentials()).bucket(
+        params["bucket"]
+    )
+
+    def run() -> int:
+        table = pacsv.read_csv(params["input"])
+        pq.write_table(table, params["output"])
+        bucket.blob(params["object"]).upload_from_filename(params["output"])
+        return table.num_rows
+
+    return Work(run, in_process=True)
+
+
+def gcs_stage(params: dict) -> Work:
+    """Our GCS load alone: ``stage`` of ``taxi_api_to_gcs`` (month file, daily partitions, rejects,
+    profile, uploads) on the local ``input``, through ``GCSHook`` and the connection in the env."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    from include.flows.taxi_api_to_gcs import stage
+
+    request = _request(params)
+    hook = GCSHook("google_cloud_default")
+
+    def run() -> int:
+        return stage(hook, Path(params["input"]), request, params["bucket"], "bench").rows_loaded
+
+    return Work(run, in_process=True)
+
+
+METHODS: dict[str, Callable[[dict], Work]] = {
+    "dag": dag,
+    "pipe": pipe,
+    "load": load,
+    "copy": copy,
+    "course": course,
+    "parquet_plain": parquet_plain,
+    "gcs_plain": gcs_plain,
+    "gcs_stage": gcs_stage,
 }
 
 
-def peak_rss_mb() -> float:
-    """The larger of this process's peak RSS since ``exec`` and its largest child's."""
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS since ``exec`` (not inherited from the parent, unlike ru_maxrss)."""
     status = Path("/proc/self/status").read_text()
-    own_kb = int(re.search(r"^VmHWM:\s*(\d+) kB", status, re.MULTILINE)[1])
-    return max(own_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return int(re.search(r"^VmHWM:\s*(\d+) kB", status, re.MULTILINE)[1]) / 1024
 
 
 def main(argv: list[str]) -> None:
     name, params = argv[1], json.loads(argv[2])
     work = METHODS[name](params)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = time.process_time()
     started = time.perf_counter()
-    rows = work()
+    rows = work.run()
     seconds = time.perf_counter() - started
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_cpu = (children.ru_utime - children_before.ru_utime) + (
+        children.ru_stime - children_before.ru_stime
+    )
+    own_cpu = time.process_time() - cpu_before
+    peak = own_peak_rss_mb() if work.in_process else children.ru_maxrss / 1024
+    if work.in_process and children.ru_maxrss:  # e.g. psql under plain pyarrow: the larger process
+        peak = max(peak, children.ru_maxrss / 1024)
+    print(
+        json.dumps(
+            {"rows": rows, "seconds": seconds, "cpu_seconds": own_cpu + children_cpu, "peak_rss_mb": peak}
+        )
+    )
 
 
 if __name__ == "__main__":

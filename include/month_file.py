@@ -3,14 +3,22 @@
 Reading (``include.extract``), the cleaning rules (``include.transform``) and the profile
 (``include.profile``) are separate concerns; this is the one way the flows chain them, so the
 Postgres and the GCS flows load exactly the same rows and judge them by the same profile.
+
+The stream runs in a thread of its own, a few batches ahead of the consumer (``read_ahead``):
+while the consumer encodes a batch and waits for Postgres or a Parquet writer to take it, the
+next ones are already being decompressed, parsed, cleaned and profiled. pyarrow and numpy
+release the GIL in their kernels, so on two cores the stages overlap instead of taking turns.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -20,6 +28,66 @@ from include.sources import MonthRequest
 from include.transform import MONTHLY_RULES, CleaningReport, clean
 
 log = logging.getLogger(__name__)
+
+# Batches the reading thread may hold ready besides the one it works on: enough to ride out a slow
+# moment of either side, few enough that memory does not depend on the month's size (a batch is
+# a few MB, see include.extract.BATCH_ROWS).
+READ_AHEAD_BATCHES = 1
+
+Item = TypeVar("Item")
+
+
+class _End:
+    """What the reading thread puts last: the error that ended the stream, if any."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterable[Item], depth: int = READ_AHEAD_BATCHES) -> Iterator[Item]:
+    """Iterate ``items`` in a thread of its own, at most ``depth`` items ahead of the consumer.
+
+    The items come in order; an error in the thread is raised in the consumer, after the items
+    before it. When the consumer stops early (an error, a timeout, ``close()``), the thread stops
+    at its next item and closes ``items``. Our own few lines: the standard library's executors
+    run calls, not generators, and have no bound on what is produced ahead.
+    """
+    ready: queue.Queue[Item | _End] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def hand_over(item: Item | _End) -> bool:
+        while not stopped.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not hand_over(item):
+                    return
+            hand_over(_End())
+        except BaseException as error:  # handed to the consumer, who raises it
+            hand_over(_End(error))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while not isinstance(item := ready.get(), _End):
+            yield item
+        if item.error is not None:
+            raise item.error
+    finally:
+        stopped.set()
+        thread.join()
 
 
 @dataclass
@@ -37,10 +105,11 @@ class MonthFile:
         self.profiler = Profiler(self.request.schema, self.request.month)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The kept rows, with the family's declared columns (snake_case, no ``source_month``)."""
+        """The kept rows, with the family's declared columns (snake_case, no ``source_month``),
+        read, cleaned and profiled ahead of the caller in a thread of their own."""
         schema, month = self.request.schema, self.request.month
         read = iter_batches(self.path, schema, self.rejects)
-        yield from self.profiler.observe(clean(read, schema, MONTHLY_RULES, self.report, month))
+        yield from read_ahead(self.profiler.observe(clean(read, schema, MONTHLY_RULES, self.report, month)))
         log.info("%s: %s", self.path.name, self.report.describe())
 
     def profile(self) -> MonthProfile:

@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,9 @@ QUANTILES = {"p05": 0.05, "p50": 0.5, "p95": 0.95}
 # The numeric columns whose quantiles are profiled, where a family has them, plus the trip time.
 QUANTILE_COLUMNS = ("fare_amount", "trip_distance")
 TRIP_MINUTES = "trip_minutes"
+_MICROS_PER_DAY = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+_MAX_DAY_SPAN = 4096
 # A day of the month with fewer trips than this share of the month's median day is a low day.
 LOW_DAY_SHARE = 0.5
 
@@ -91,13 +94,22 @@ class Profiler:
     rows: int = 0
     nulls: Counter[str] = field(default_factory=Counter)
     days: Counter[date] = field(default_factory=Counter)
-    _keys: np.ndarray = field(default_factory=lambda: np.empty(0))
-    _samples: dict[str, np.ndarray] = field(default_factory=dict)
+    # The bottom-k sample: each kept row's key and values. New candidates pile up in lists until
+    # twice SAMPLE_ROWS and are then cut back to the SAMPLE_ROWS smallest keys, not on every batch.
+    _keys: list[np.ndarray] = field(default_factory=list)
+    _samples: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    _sampled_rows: int = 0
+    # Keys at or above this cannot be among the SAMPLE_ROWS smallest: the largest key kept at the
+    # last cut. Lagging behind it only lets more candidates in; the cut keeps the same rows.
+    _threshold: float = math.inf
 
     def __post_init__(self) -> None:
         # Seeded by the month, so profiling the same file twice gives the same profile.
         self._random = np.random.default_rng(self.month.year * 100 + self.month.month)
         self._sampled = [c for c in QUANTILE_COLUMNS if self.schema.has(c)] + [TRIP_MINUTES]
+        self._samples = {name: [] for name in self._sampled}
+        pickup, dropoff = self.schema.pickup_column, self.schema.dropoff_column
+        self._sample_columns = [*(c for c in QUANTILE_COLUMNS if c in self._sampled), pickup, dropoff]
 
     def observe(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """Pass the batches through unchanged, profiling each on the way."""
@@ -109,29 +121,37 @@ class Profiler:
         self.rows += batch.num_rows
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             self.nulls[name] += column.null_count
-        pickup = batch.column(self.schema.pickup_column)
-        counts = pc.value_counts(pc.cast(pickup, pa.date32()))
-        for day, count in zip(
-            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-        ):
-            if day is not None:
-                self.days[day] += count
+        self._count_days(batch.column(self.schema.pickup_column))
         self._sample(batch)
+
+    def _count_days(self, pickup: pa.Array) -> None:
+        """Trips per pickup day, counted on the raw microseconds (floored to days, as a date cast)."""
+        if pickup.null_count:
+            pickup = pc.drop_null(pickup)
+        days = pickup.cast(pa.int64()).to_numpy() // _MICROS_PER_DAY
+        if not len(days):
+            return
+        first = int(days.min())
+        # A month's pickups span a few weeks, so counting by offset beats sorting; strays from
+        # years away would make the offsets huge, and then the days are sorted instead.
+        if int(days.max()) - first < _MAX_DAY_SPAN:
+            counts = np.bincount(days - first)
+            found = np.flatnonzero(counts)
+            pairs = zip((found + first).tolist(), counts[found].tolist(), strict=True)
+        else:
+            pairs = zip(*(part.tolist() for part in np.unique(days, return_counts=True)), strict=True)
+        for day, count in pairs:
+            self.days[_EPOCH + timedelta(days=day)] += count
 
     def _sample(self, batch: pa.RecordBatch) -> None:
         keys = self._random.random(batch.num_rows)
-        if len(self._keys) >= SAMPLE_ROWS:
-            chosen = np.flatnonzero(keys < self._keys.max())
-        else:
-            chosen = np.arange(batch.num_rows)
+        chosen = np.flatnonzero(keys < self._threshold)
         if not len(chosen):
             return
-        picked = batch.take(pa.array(chosen))
-        values = {
-            c: picked.column(c).to_numpy(zero_copy_only=False).astype(float)
-            for c in QUANTILE_COLUMNS
-            if c in self._sampled
-        }
+        picked = batch.select(self._sample_columns).take(pa.array(chosen))
+        for c in QUANTILE_COLUMNS:
+            if c in self._sampled:
+                self._samples[c].append(picked.column(c).to_numpy(zero_copy_only=False).astype(float))
         minutes = pc.divide(
             pc.cast(
                 pc.subtract(
@@ -141,19 +161,34 @@ class Profiler:
             ),
             60_000_000.0,
         )
-        values[TRIP_MINUTES] = minutes.to_numpy(zero_copy_only=False).astype(float)
-        self._keys = np.concatenate([self._keys, keys[chosen]])
-        for name, array in values.items():
-            self._samples[name] = np.concatenate([self._samples.get(name, np.empty(0)), array])
-        if len(self._keys) > SAMPLE_ROWS:
-            keep = np.argpartition(self._keys, SAMPLE_ROWS - 1)[:SAMPLE_ROWS]
-            self._keys = self._keys[keep]
-            self._samples = {name: array[keep] for name, array in self._samples.items()}
+        self._samples[TRIP_MINUTES].append(minutes.to_numpy(zero_copy_only=False).astype(float))
+        self._keys.append(keys[chosen])
+        self._sampled_rows += len(chosen)
+        if self._sampled_rows >= (SAMPLE_ROWS if math.isinf(self._threshold) else 2 * SAMPLE_ROWS):
+            self._cut()
+
+    def _cut(self) -> None:
+        """Keep the ``SAMPLE_ROWS`` rows with the smallest keys."""
+        keys = np.concatenate(self._keys) if self._keys else np.empty(0)
+        samples = {
+            name: np.concatenate(arrays) if arrays else np.empty(0) for name, arrays in self._samples.items()
+        }
+        if len(keys) > SAMPLE_ROWS:
+            keep = np.argpartition(keys, SAMPLE_ROWS - 1)[:SAMPLE_ROWS]
+            keys, samples = keys[keep], {name: array[keep] for name, array in samples.items()}
+        if len(keys) >= SAMPLE_ROWS:
+            self._threshold = float(keys.max())
+        self._keys, self._samples, self._sampled_rows = (
+            [keys],
+            {k: [v] for k, v in samples.items()},
+            len(keys),
+        )
 
     def profile(self, report: CleaningReport, rows_rejected: int, source_url: str) -> MonthProfile:
         """The profile of everything observed, with the cleaning report of the same stream."""
+        self._cut()
         quantiles = {}
-        for name, values in self._samples.items():
+        for name, [values] in self._samples.items():
             finite = values[np.isfinite(values)]
             if len(finite):
                 quantiles[name] = {q: round(float(np.quantile(finite, p)), 4) for q, p in QUANTILES.items()}

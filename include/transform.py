@@ -92,13 +92,17 @@ def apply_rules(
 ) -> pa.RecordBatch:
     """Drop the rows that break any rule, counting each dropped row against its first broken rule."""
     report.rows_read += batch.num_rows
-    keep = pa.repeat(pa.scalar(True), batch.num_rows)
+    keep = None  # every row, until a rule breaks
     for rule in rules:
         # An unknown (null) outcome never breaks a rule: rules say explicitly what null means.
-        broken = pc.and_(keep, pc.fill_null(rule.breaks(batch, schema), False))
-        report.dropped[rule.name] += pc.sum(broken).as_py() or 0
-        keep = pc.and_(keep, pc.invert(broken))
-    kept = batch.filter(keep)
+        broken = pc.fill_null(rule.breaks(batch, schema), False)
+        if keep is not None:
+            broken = pc.and_(keep, broken)
+        dropped = pc.sum(broken).as_py() or 0
+        report.dropped[rule.name] += dropped
+        if dropped:
+            keep = pc.invert(broken) if keep is None else pc.and_not(keep, broken)
+    kept = batch if keep is None else batch.filter(keep)
     report.rows_kept += kept.num_rows
     return kept
 
