@@ -75,15 +75,19 @@ class WaitForMonthFile(BaseOperator):
         )
         give_up_at = datetime.now(timezone.utc) + wait
         log.info("%s is not published yet: waiting until %s, asking every %s", request.url, give_up_at, poke)
+        # What the resumed task needs travels in the event: `airflow dags test` (3.3.2) resumes a
+        # deferred task with the trigger's event only, dropping the kwargs given to defer().
         self.defer(
-            trigger=SourceFileTrigger(request.url, poke.total_seconds(), give_up_at.isoformat()),
+            trigger=SourceFileTrigger(
+                request.url, poke.total_seconds(), give_up_at.isoformat(), request.to_dict()
+            ),
             method_name="execute_complete",
-            kwargs={"request": request.to_dict(), "waited": str(wait)},
         )
 
-    def execute_complete(self, context, request: dict, waited: str, event: dict | None = None) -> dict:
-        if event and event.get("published"):
-            log.info("%s was published", request["url"])
+    def execute_complete(self, context, event: dict) -> dict:
+        request, waited = event["request"], event["waited"]
+        if event["published"]:
+            log.info("%s was published after a wait of %s", request["url"], waited)
             self.file_url = request["url"]
             return request
         raise SourceNotPublishedError(f"{request['url']} was not published within {waited} (HTTP 404)")
@@ -96,22 +100,37 @@ class WaitForMonthFile(BaseOperator):
 
 
 class SourceFileTrigger(BaseTrigger):
-    """Ask a URL with HEAD every ``interval`` seconds until it answers 200 or ``give_up_at`` passes."""
+    """Ask a URL with HEAD every ``interval`` seconds until it answers 200 or ``give_up_at`` passes.
 
-    def __init__(self, url: str, interval: float, give_up_at: str):
+    The event says which (``published``), how long was waited, and carries ``request``, the
+    deferring task's request, back to it.
+    """
+
+    def __init__(self, url: str, interval: float, give_up_at: str, request: dict | None = None):
         super().__init__()
-        self.url, self.interval, self.give_up_at = url, interval, give_up_at
+        self.url, self.interval, self.give_up_at, self.request = url, interval, give_up_at, request or {}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "include.sensors.SourceFileTrigger",
-            {"url": self.url, "interval": self.interval, "give_up_at": self.give_up_at},
+            {
+                "url": self.url,
+                "interval": self.interval,
+                "give_up_at": self.give_up_at,
+                "request": self.request,
+            },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import httpx
 
+        started = datetime.now(timezone.utc)
         deadline = datetime.fromisoformat(self.give_up_at)
+
+        def event(published: bool, **extra) -> TriggerEvent:
+            waited = str(timedelta(seconds=round((deadline - started).total_seconds())))
+            return TriggerEvent({"published": published, "request": self.request, "waited": waited, **extra})
+
         async with httpx.AsyncClient(follow_redirects=True, timeout=30) as client:
             while True:
                 try:
@@ -122,10 +141,10 @@ class SourceFileTrigger(BaseTrigger):
                         "asking %s failed: %s; asking again in %.0f s", self.url, error, self.interval
                     )
                 if status == 200:
-                    yield TriggerEvent({"published": True})
+                    yield event(True)
                     return
                 if datetime.now(timezone.utc) >= deadline:
-                    yield TriggerEvent({"published": False, "status": status})
+                    yield event(False, status=status)
                     return
                 await asyncio.sleep(
                     min(self.interval, max((deadline - datetime.now(timezone.utc)).total_seconds(), 0))

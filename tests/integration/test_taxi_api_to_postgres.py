@@ -164,6 +164,7 @@ def test_a_late_file_of_a_live_source_is_waited_for_deferred_then_loaded(
     late = PublishedOnTheThirdAsk.late_file
     assert f"{url}/trip-data/{late.name} is not published yet: waiting until" in output(result)
     assert "new_state=deferred" in output(result)  # the wait held no worker: the task was deferred
+    assert f"{url}/trip-data/{late.name} was published after a wait of" in output(result)
     assert PublishedOnTheThirdAsk.asked >= 3  # asked by the operator, then by the trigger until it came
     [(rows,)] = pg_conn.execute(f"SELECT count(*) FROM {pg_schema}.green_tripdata").fetchall()
     assert rows == expected.rows(late)

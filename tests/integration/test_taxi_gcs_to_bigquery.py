@@ -86,7 +86,7 @@ def test_a_run_loads_the_month_as_wall_clock_datetimes_with_a_summary_equal_to_p
     month, _ = SAMPLE_MONTHS[taxi]
     trips = published(taxi, month)
     publish(storage_client, gcs_bucket, taxi, month, trips)
-    conf = {"taxi": taxi, "month": str(month)}
+    conf = {"taxis": [taxi], "month": str(month)}
 
     _run(run_dag, conf, gcs_bucket, bq_dataset)
 
@@ -216,7 +216,12 @@ def test_a_family_without_fares_gets_trips_per_day_and_null_revenue(
     bq.create_table("fhv_tripdata", fhv, month_partitioned_by="source_month")
     uri = upload_parquet(storage_client, gcs_bucket, "fhv_tripdata/fhv_tripdata_2019-01.parquet", trips)
     bq.replace_month_partition("fhv_tripdata", fhv, uri, Month(2019, 1).first_day)
-    load_zone_lookup(bq, publish_zone_lookup(tlc_base_url, GCSHook("google_cloud_default"), gcs_bucket))
+    load_zone_lookup(
+        bq,
+        publish_zone_lookup(
+            f"{tlc_base_url}/misc/taxi_zone_lookup.csv", GCSHook("google_cloud_default"), gcs_bucket
+        ),
+    )
 
     assert build_daily_summary(bq, "fhv_tripdata", "fhv_daily_summary", fhv, "pickup_datetime") == 3
 
@@ -248,7 +253,7 @@ def test_months_to_load_come_from_the_asset_events_once_each_latest_uri_first():
 
 
 def test_a_manual_run_loads_its_params_month_from_where_the_gcs_flow_writes_it():
-    assert months_to_load([], {"taxi": "yellow", "month": "2021-01"}, "nyc") == [
+    assert months_to_load([], {"taxis": ["yellow"], "month": "2021-01"}, "nyc") == [
         {"taxi": "yellow", "month": "2021-01", "uri": parquet_uri("nyc", "yellow", Month(2021, 1))}
     ]
     assert (
@@ -273,7 +278,7 @@ def test_an_asset_event_naming_something_else_fails_before_any_load(event, messa
 def test_a_manual_run_without_a_month_fails_naming_the_param(run_dag, gcs_bucket, bq_dataset):
     result = run_dag(
         "taxi_gcs_to_bigquery",
-        {"taxi": "yellow"},
+        {"taxis": ["yellow"]},
         AIRFLOW_VAR_GCS_BUCKET=gcs_bucket,
         AIRFLOW_VAR_BQ_DATASET=bq_dataset,
     )
