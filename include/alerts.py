@@ -93,6 +93,15 @@ def alert_notifier(what: str, context: Mapping[str, Any]) -> SmtpNotifier | None
     )
 
 
+def send(what: str, alert: dict, context: Mapping[str, Any]) -> None:
+    """Send one alert from a task, if alerts are configured (``alert_notifier`` says why not)."""
+    alert_context = {**context, "alert": alert}
+    notifier = alert_notifier(what, alert_context)
+    if notifier is not None:
+        notifier(alert_context)
+        log.info("Sent the %s to %s", what, notifier.to)
+
+
 def notify_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of every task: runs once the task has failed for good (no retry left)."""
     ti = context["ti"]
@@ -113,11 +122,7 @@ def notify_task_failure(context: Mapping[str, Any]) -> None:
         "link_name": "Log",
         "link": ti.log_url,
     }
-    alert_context = {**context, "alert": alert}
-    notifier = alert_notifier(what, alert_context)
-    if notifier is not None:
-        notifier(alert_context)
-        log.info("Sent the %s to %s", what, notifier.to)
+    send(what, alert, context)
 
 
 async def notify_deadline_missed(context: Mapping[str, Any]) -> str:
@@ -186,8 +191,4 @@ def notify_anomalies(context: Mapping[str, Any], taxi: str, month: str, anomalie
         "link_name": "Log",
         "link": ti.log_url,
     }
-    alert_context = {**context, "alert": alert}
-    notifier = alert_notifier(what, alert_context)
-    if notifier is not None:
-        notifier(alert_context)
-        log.info("Sent the %s to %s", what, notifier.to)
+    send(what, alert, context)

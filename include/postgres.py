@@ -301,7 +301,8 @@ def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]
     )
 
 
-_PROFILE_DDL = """
+# A profile per staged month (the Taxi results view and the anomaly test read it).
+PROFILE_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
     source_month date NOT NULL,
     run_id text NOT NULL,
@@ -375,7 +376,7 @@ def stage_month(
     ensure_table(conn, schema_name, table, table_columns, SOURCE_MONTH_COLUMN, lock_timeout)
     ensure_table(conn, schema_name, rejects_table(table), REJECTS_COLUMNS, lock_timeout=lock_timeout)
     with conn.cursor() as cursor:
-        cursor.execute(sql.SQL(_PROFILE_DDL).format(table=_table(schema_name, profile_table(table))))
+        cursor.execute(sql.SQL(PROFILE_DDL).format(table=_table(schema_name, profile_table(table))))
     staging = staging_name(table, month, run_id)
     staged, staged_rejects = _table(schema_name, staging), _table(schema_name, rejects_table(staging))
     with _transaction(conn, f"stage:{schema_name}.{staging}", lock_timeout) as cursor:

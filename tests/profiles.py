@@ -1,7 +1,7 @@
 """Profile rows as the loads write them (``{schema}.{taxi}_tripdata_profile``), for the results tests.
 
-The DDL is the contract the core's loads write to, copied as agreed; the tests create the tables
-with it and insert the rows the results view must show.
+The tests create the tables with the loads' own DDL (``include.postgres.PROFILE_DDL``) and insert
+the rows the results view must show.
 """
 
 from __future__ import annotations
@@ -14,36 +14,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-PROFILE_DDL = """
-CREATE TABLE {schema}.{table} (
-  source_month date NOT NULL,
-  run_id text NOT NULL,
-  source_url text NOT NULL,
-  staged_at timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz,
-  rows_read bigint NOT NULL,
-  rows_loaded bigint NOT NULL,
-  rows_rejected bigint NOT NULL,
-  rows_outside_month bigint NOT NULL,
-  dropped_by_rule jsonb NOT NULL,
-  null_fraction jsonb NOT NULL,
-  trips_per_day jsonb NOT NULL,
-  quantiles jsonb NOT NULL,
-  anomalies jsonb,
-  PRIMARY KEY (source_month, run_id)
-)
-"""
+from include.postgres import PROFILE_DDL
 
 T0 = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
 
 
 def create_profile_table(conn: psycopg.Connection, schema_name: str, taxi: str) -> None:
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
-    conn.execute(
-        sql.SQL(PROFILE_DDL).format(
-            schema=sql.Identifier(schema_name), table=sql.Identifier(f"{taxi}_tripdata_profile")
-        )
-    )
+    conn.execute(sql.SQL(PROFILE_DDL).format(table=sql.Identifier(schema_name, f"{taxi}_tripdata_profile")))
 
 
 def month_days(month: date, trips: int, skip: tuple[int, ...] = ()) -> dict[str, int]:
