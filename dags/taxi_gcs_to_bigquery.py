@@ -53,13 +53,17 @@ def _bigquery():
     doc_md=__doc__,
 )
 def taxi_gcs_to_bigquery():
-    @task
-    def months_to_load(params: dict, triggering_asset_events=None) -> list[dict]:
+    @task(inlets=[TAXI_PARQUET])  # scheduler-tier: inlets, to read the events after this run's own
+    def months_to_load(params: dict, triggering_asset_events=None, inlet_events=None) -> list[dict]:
         from airflow.sdk import Variable
 
         from include.flows.taxi_gcs_to_bigquery import months_to_load
 
-        events = triggering_asset_events[TAXI_PARQUET] if triggering_asset_events else []
+        events = list(triggering_asset_events[TAXI_PARQUET]) if triggering_asset_events else []
+        # scheduler-tier: Airflow 3.3.2 gives no run to events that arrive while this run is queued
+        # (apache/airflow#56050): load them now too. A month loaded twice is replaced, not added.
+        if events:
+            events += inlet_events[TAXI_PARQUET].after(max(event.timestamp for event in events))
         return months_to_load([event.extra for event in events], params, Variable.get("gcs_bucket"))
 
     @task

@@ -72,14 +72,16 @@ def monthly_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
     """The run of January has the interval [Jan 1, Feb 1) and starts on Feb 1, so the logical
     date of a scheduled or backfill run is the first day of the month it loads; the last run is
     the source's last month (none on a live source)."""
-    return CronDataIntervalsUntil("0 0 1 * *", source.end_date)
+    # scheduler-tier: bounded at the first month too, so a backfill from an earlier date gets no run
+    return CronDataIntervalsUntil("0 0 1 * *", source.end_date, first_start=source.start_date)
 
 
 def daily_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
     """The run of Jan 5 has the interval [Jan 5, Jan 6) and starts at midnight on Jan 6; the last
     run is the last day of the source's last month."""
     last_day = source.last_month.end - timedelta(days=1) if source.last_month else None
-    return CronDataIntervalsUntil("0 0 * * *", last_day)
+    # scheduler-tier: bounded at the first day too, so a backfill from an earlier date gets no run
+    return CronDataIntervalsUntil("0 0 * * *", last_day, first_start=source.start_date)
 
 
 def taxis_param(what: str) -> Param:

@@ -9,6 +9,10 @@ standalone merges their output and only stops on Ctrl-C.
 The login is the SimpleAuthManager's: the users come from ``simple_auth_manager_users`` and the
 passwords from a file this module writes, so nothing is generated or printed at start. It is a
 local, loopback-only login (default ``admin``/``admin``), not a way to secure a shared server.
+
+The scheduler runs the DAGs' schedules as a deployment does: a DAG starts paused, and unpaused it
+catches up on every month of its schedule, which the Variables ``taxi_first_month`` and
+``taxi_last_month`` bound to the months the local mirror serves (``local_stack.mirror``).
 """
 
 from __future__ import annotations
@@ -44,10 +48,12 @@ class AirflowUI:
     folder: Path
     port: int = 8080
     password: str = DEFAULT_PASSWORD
-    # Airflow settings over this class's own (the scheduler tests turn the job schedule back on).
+    # Airflow settings over this class's own (say, a test's scheduler that creates no scheduled runs).
     settings: Mapping[str, str] = field(default_factory=dict)
     # The components this process started, to reap when they stop (else their zombies linger).
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, init=False, repr=False)
+    # The components' environment once started: what `airflow` CLI commands against them need.
+    environment: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -82,9 +88,6 @@ class AirflowUI:
             "AIRFLOW__API__BASE_URL": self.url,
             # Tasks report to the execution API of our api-server, not the default localhost:8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            # Only what you trigger (and backfills) runs: the local mirror has two months, so the
-            # catch-up runs from 2019 on, and the asset-triggered runs, would mostly fail.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             # The scheduler evaluates the monthly DAGs' deadlines (off for `airflow dags test`).
             "NYC_TAXI_DEADLINES": "on",
             **self.settings,
@@ -108,7 +111,8 @@ class AirflowUI:
         return any(self._pid(name) is not None for name in COMPONENTS)
 
     def start(self, base_env: Mapping[str, str], timeout: float = 180.0) -> None:
-        """Migrate the metadata DB, start every component and wait until the UI reports them healthy."""
+        """Migrate the metadata DB, create the pools of ``pools.json``, start every component and
+        wait until the UI reports them healthy."""
         if self.is_running():
             raise RuntimeError(f"the Airflow UI is already running at {self.url}; stop it first")
         with socket.socket() as probe:
@@ -117,15 +121,9 @@ class AirflowUI:
                 raise RuntimeError(f"port {self.port} is taken; choose another with LOCAL_AIRFLOW_PORT")
         env = self.env(base_env)
         self.write_passwords_file()
-        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True)
-        if migrate.returncode != 0:
-            output = migrate.stdout[-3000:] + migrate.stderr[-3000:]
-            raise RuntimeError(f"airflow db migrate failed:\n{output}")
-        pools = subprocess.run(
-            [AIRFLOW, "pools", "import", str(POOLS_FILE)], env=env, capture_output=True, text=True
-        )
-        if pools.returncode != 0:
-            raise RuntimeError(f"airflow pools import failed:\n{pools.stdout[-3000:]}{pools.stderr[-3000:]}")
+        self.environment = env
+        for command in (["db", "migrate"], ["pools", "import", str(POOLS_FILE)]):
+            self.cli(*command)
         try:
             for name in COMPONENTS:
                 self.processes[name] = self._spawn(name, env)
@@ -133,6 +131,17 @@ class AirflowUI:
         except BaseException:
             self.stop()
             raise
+
+    def cli(self, *arguments: str, timeout: float = 300.0) -> str:
+        """Run ``airflow <arguments>`` against this Airflow (its home, metadata DB and settings);
+        return its output, or raise with the output's end if it fails."""
+        result = subprocess.run(
+            [AIRFLOW, *arguments], env=self.environment, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0:
+            output = result.stdout[-3000:] + result.stderr[-3000:]
+            raise RuntimeError(f"airflow {' '.join(arguments)} failed:\n{output}")
+        return result.stdout
 
     def _spawn(self, name: str, env: Mapping[str, str]) -> subprocess.Popen:
         # The api-server reads task logs from files in AIRFLOW_HOME on this machine: no log servers.

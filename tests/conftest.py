@@ -139,20 +139,26 @@ def chart_dir(tmp_path: Path) -> Path:
     return tmp_path / "charts"
 
 
-@pytest.fixture
-def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str, chart_dir: Path) -> dict[str, str]:
-    """Connections and variables for one DAG run, pointing at the test's services and schema."""
+def dag_environment(postgres: PostgresServer, base_url: str, schema: str, chart_dir: Path) -> dict[str, str]:
+    """Connections and variables for DAG runs on these services: the TLC stand-in at ``base_url``
+    for both sources, and the warehouse schema ``schema``."""
     return {
         "AIRFLOW_CONN_POSTGRES_DEFAULT": postgres.uri,
-        "AIRFLOW_VAR_MIRROR_BASE_URL": tlc_base_url,
-        "AIRFLOW_VAR_TLC_BASE_URL": tlc_base_url,
-        "AIRFLOW_VAR_PG_SCHEMA": pg_schema,
+        "AIRFLOW_VAR_MIRROR_BASE_URL": base_url,
+        "AIRFLOW_VAR_TLC_BASE_URL": base_url,
+        "AIRFLOW_VAR_PG_SCHEMA": schema,
         "AIRFLOW_VAR_CHART_DIR": str(chart_dir),
-        # Airflow 3.3 refuses to create a run of a DAG whose VariableInterval has no Variable.
+        # The monthly DAGs' deadline (include/dag_defaults.py), read when the DAG files are parsed.
         "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
         # For `airflow dags test` (include/dag_defaults.py); Airflow's own processes turn them on.
         "NYC_TAXI_DEADLINES": "off",
     }
+
+
+@pytest.fixture
+def dag_env(postgres: PostgresServer, tlc_base_url: str, pg_schema: str, chart_dir: Path) -> dict[str, str]:
+    """Connections and variables for one DAG run, pointing at the test's services and schema."""
+    return dag_environment(postgres, tlc_base_url, pg_schema, chart_dir)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from include.months import Month
 from local_stack.airflow_ui import AirflowUI
 from local_stack.postgres import PostgresServer
 from local_stack.stack import REPO
@@ -44,16 +45,36 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+# The months the UI's schedules cover here: like the local stack's, bounded by the Variables
+# taxi_first_month / taxi_last_month, and two of them rather than its four to keep the test short.
+UI_MONTHS = (Month(2020, 10), Month(2020, 11))
+
+
+@pytest.fixture
+def ui_env(dag_env: dict[str, str], local_mirror: tuple[Path, str], gcs_bucket: str) -> dict[str, str]:
+    """The DAGs' connections and variables as the local stack sets them: the mirror with every
+    family, the schedules bounded to ``UI_MONTHS``, and a bucket of the test's own."""
+    _, url = local_mirror
+    return {
+        **dag_env,
+        "AIRFLOW_VAR_MIRROR_BASE_URL": url,
+        "AIRFLOW_VAR_TLC_BASE_URL": url,
+        "AIRFLOW_VAR_TAXI_FIRST_MONTH": str(UI_MONTHS[0]),
+        "AIRFLOW_VAR_TAXI_LAST_MONTH": str(UI_MONTHS[-1]),
+        "AIRFLOW_VAR_GCS_BUCKET": gcs_bucket,
+    }
+
+
 @pytest.fixture
 def airflow_ui(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer, dag_env: dict[str, str]
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer, ui_env: dict[str, str]
 ) -> Iterator[AirflowUI]:
     """The UI as ``scripts/ui.sh`` starts it, with an Airflow home and metadata DB of its own, on
     the test's services.
 
     The password is random, so logging in with it proves the configured passwords file is used.
     """
-    with running_airflow(tmp_path, postgres, dag_env) as ui:
+    with running_airflow(tmp_path, postgres, ui_env) as ui:
         yield ui
     if _failed(request):
         shutil.copytree(ui.folder, ARTIFACTS / "airflow-ui", dirs_exist_ok=True, ignore=_only_logs)

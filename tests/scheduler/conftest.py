@@ -1,74 +1,93 @@
-"""A real Airflow for a test: api-server, scheduler, dag-processor and triggerer, LocalExecutor.
+"""A real Airflow for a test module: api-server, scheduler, dag-processor and triggerer, LocalExecutor.
 
-``airflow_scheduler`` starts the four processes against a fresh metadata database in the session's
-Postgres, with ``scheduler_env`` (by default ``dag_env``: the test's connections and variables) in
-their environment, creates the pools the DAGs' tasks use, and hands the test a
-:class:`~tests.scheduler.harness.SchedulerHarness` logged in to the REST API. Every DAG starts
-paused; only the runs the test creates (trigger, backfill) run, unless ``scheduler_settings`` turns
-the job schedule on (catch-up tests).
+``airflow_scheduler`` starts the four processes once per test module, against a fresh metadata
+database in the session's Postgres, with ``scheduler_env`` (the module's connections and variables,
+by default on the sample files and a warehouse schema of the module's own) in their environment
+and the pools of ``pools.json``, and hands the tests a
+:class:`~tests.scheduler.harness.SchedulerHarness` logged in to the REST API. Starting Airflow
+takes 30-60 s on two cores, so the tests of a module share it, and with it the warehouse: they
+run in file order, each going on from where the previous one left the system.
 
-Override ``scheduler_env`` or ``scheduler_settings`` in a test module to change them. Starting
-takes about 30-60 s on two cores; a failed test leaves the components' and tasks' logs in
-``test-artifacts/scheduler/<test>/``.
+The scheduler runs the DAGs' schedules as a deployment does: every DAG starts paused; unpaused, it
+catches up on the months its schedule has. Override ``scheduler_env`` or ``scheduler_settings``
+in a module to change them. A failed test leaves the components' and tasks' logs in
+``test-artifacts/scheduler/<module>/``.
 """
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from local_stack.postgres import PostgresServer
 from local_stack.stack import REPO
 from tests.airflow_processes import running_airflow
-from tests.scheduler.harness import POOLS, SchedulerHarness
+from tests.conftest import dag_environment
+from tests.scheduler.harness import SchedulerHarness
 
 ARTIFACTS = REPO / "test-artifacts" / "scheduler"
-_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
-    """Keep each phase's report on the test, so the fixture can tell at teardown whether it failed."""
+    """Mark the module of a failed test, so its Airflow's logs are kept at the module's end."""
     report = yield
-    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    module = item.getparent(pytest.Module)
+    if report.failed and module is not None:
+        module.stash[_FAILED] = True
     return report
 
 
-@pytest.fixture
-def scheduler_env(dag_env: dict[str, str]) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def scheduler_schema(postgres: PostgresServer) -> Iterator[str]:
+    """The module's warehouse schema, dropped afterwards."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture(scope="module")
+def scheduler_env(
+    postgres: PostgresServer,
+    tlc_base_url: str,
+    scheduler_schema: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
     """Connections and variables in the environment of every Airflow process (and so of every task)."""
-    return dag_env
+    return dag_environment(postgres, tlc_base_url, scheduler_schema, tmp_path_factory.mktemp("charts"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def scheduler_settings() -> dict[str, str]:
-    """Airflow settings over those of ``local_stack.airflow_ui`` (e.g. the job schedule on)."""
+    """Airflow settings over those of ``local_stack.airflow_ui``."""
     return {}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def airflow_scheduler(
     request: pytest.FixtureRequest,
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     postgres: PostgresServer,
     scheduler_env: dict[str, str],
     scheduler_settings: dict[str, str],
 ) -> Iterator[SchedulerHarness]:
-    """Airflow's four processes on the test's services, and a client of their REST API."""
-    with running_airflow(tmp_path, postgres, scheduler_env, scheduler_settings) as airflow:
+    """Airflow's four processes on the module's services, and a client of their REST API."""
+    folder = tmp_path_factory.mktemp("airflow")
+    with running_airflow(folder, postgres, scheduler_env, scheduler_settings) as airflow:
         harness = SchedulerHarness(airflow)
         harness.log_in()
-        for name, slots in POOLS.items():
-            harness.create_pool(name, slots)
         yield harness
-    reports = request.node.stash.get(_REPORTS, {})
-    if any(report.failed for report in reports.values()):
-        destination = ARTIFACTS / request.node.name
+    if request.node.stash.get(_FAILED, False):
+        destination = ARTIFACTS / request.node.name.removesuffix(".py")
         shutil.copytree(airflow.folder, destination / "components", dirs_exist_ok=True, ignore=_only_logs)
-        shutil.copytree(tmp_path / "airflow" / "logs", destination / "task-logs", dirs_exist_ok=True)
+        shutil.copytree(folder / "airflow" / "logs", destination / "task-logs", dirs_exist_ok=True)
 
 
 def _only_logs(folder: str, names: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ the real scheduler's, dag-processor's and triggerer's doing.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,8 +21,6 @@ import requests
 from local_stack.airflow_ui import USERNAME, AirflowUI
 
 FINAL_RUN_STATES = frozenset({"success", "failed"})
-# A test session's pools: what the DAGs' tasks may name (pool=...), with the slots they get here.
-POOLS = {"postgres_loads": 2, "bigquery_jobs": 2}
 
 
 class AirflowApiError(RuntimeError):
@@ -58,8 +57,9 @@ class SchedulerHarness:
 
     # --- setup ----------------------------------------------------------------------------
 
-    def create_pool(self, name: str, slots: int) -> None:
-        self.api("POST", "/pools", json={"name": name, "slots": slots, "description": "scheduler tests"})
+    def pools(self) -> dict[str, int]:
+        """``{pool: slots}`` of every pool."""
+        return {pool["name"]: pool["slots"] for pool in self.api("GET", "/pools")["pools"]}
 
     def set_variable(self, key: str, value: str) -> None:
         """Set a Variable in the metadata DB (an ``AIRFLOW_VAR_*`` in the processes' env wins over it)."""
@@ -88,6 +88,9 @@ class SchedulerHarness:
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
     # --- runs -----------------------------------------------------------------------------
 
     def trigger(self, dag_id: str, conf: dict | None = None, logical_date: datetime | None = None) -> str:
@@ -114,6 +117,40 @@ class SchedulerHarness:
             "dag_run_conf": conf or {},
         }
         return self.api("POST", "/backfills", json=body)
+
+    def backfill_cli(
+        self,
+        dag_id: str,
+        from_date: date,
+        to_date: date,
+        reprocess_behavior: str = "none",
+        max_active_runs: int = 10,
+        conf: dict | None = None,
+    ) -> dict:
+        """Create a backfill with ``airflow backfill create``, as an operator at a shell would;
+        returns it as the API shows it (its ``id`` and dates)."""
+        self.wait_for_dag(dag_id)
+        arguments = [
+            *("backfill", "create", "--dag-id", dag_id),
+            *("--from-date", from_date.isoformat(), "--to-date", to_date.isoformat()),
+            *("--reprocess-behavior", reprocess_behavior, "--max-active-runs", str(max_active_runs)),
+        ]
+        self.airflow.cli(*arguments, *(["--dag-run-conf", json.dumps(conf)] if conf is not None else []))
+        return self.backfills(dag_id)[-1]
+
+    def backfills(self, dag_id: str) -> list[dict]:
+        """Every backfill of ``dag_id``, oldest first."""
+        return self.api("GET", "/backfills", params={"dag_id": dag_id, "order_by": "id"})["backfills"]
+
+    def wait_for_backfill(self, backfill: dict, timeout: float = 600) -> dict:
+        """The backfill once the scheduler has marked it complete (none of its runs queued or running)."""
+        deadline = time.monotonic() + timeout
+        while (found := self.api("GET", f"/backfills/{backfill['id']}"))["completed_at"] is None:
+            if time.monotonic() > deadline:
+                states = {run["dag_run_id"]: run["state"] for run in self.runs(backfill["dag_id"])}
+                raise TimeoutError(f"backfill {backfill['id']} not complete after {timeout:.0f} s: {states}")
+            time.sleep(2)
+        return found
 
     def runs(self, dag_id: str) -> list[dict]:
         """Every run of ``dag_id``, oldest logical date first (runs without one last)."""

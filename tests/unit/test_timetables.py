@@ -57,3 +57,23 @@ def test_the_bound_survives_serialization_as_the_scheduler_reads_it():
     # A manual run still gets the month before it, at any date: the bound is the schedule's only.
     manual = restored.infer_manual_data_interval(run_after=datetime(2026, 2, 3, tzinfo=UTC))
     assert (manual.start, manual.end) == (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+
+
+def test_a_backfill_from_before_the_first_month_gets_only_the_months_of_the_schedule():
+    # A backfill asks the timetable for the intervals of its own range, whatever the start_date.
+    settings = SourceSettings.from_values("mirror", "2020-11", "2020-12")
+    monthly = scheduled_intervals(monthly_schedule(settings), datetime(2020, 9, 1))
+    assert [i.start.date().isoformat() for i in monthly] == ["2020-11-01", "2020-12-01"]
+    daily = scheduled_intervals(daily_schedule(settings), datetime(2020, 10, 30))
+    assert (daily[0].start, len(daily)) == (datetime(2020, 11, 1, tzinfo=UTC), 61)
+
+
+def test_both_bounds_survive_serialization():
+    from include.timetables import CronDataIntervalsUntil
+
+    timetable = monthly_schedule(SourceSettings.from_values("mirror", "2020-11", "2020-12"))
+    restored = CronDataIntervalsUntil.deserialize(timetable.serialize())
+    assert (restored.first_start, restored.last_start) == (
+        datetime(2020, 11, 1, tzinfo=UTC),
+        datetime(2020, 12, 1, tzinfo=UTC),
+    )
