@@ -210,29 +210,14 @@ def finished_runs(stack: Stack, api: Api) -> dict[str, list[dict[str, Any]]]:
 
     api.wait_for("the catch-up", monthly_runs_finished, RUNS_WITHIN, stack)
 
-    def bigquery_finished() -> bool | None:
+    def bigquery_settled() -> bool | None:
+        # Every run finished and no asset event queued for a run: nothing more will happen.
         if any(run["state"] not in FINISHED for run in api.runs(BIGQUERY_DAG)):
             return None
-        if bigquery_loads(api) == set(BIGQUERY_MONTHS):
-            return True
         queued = api("GET", f"/dags/{BIGQUERY_DAG}/assets/queuedEvents", expect=(200, 404)) or {}
-        if queued.get("queued_events"):
-            return None  # a run is about to be created
-        # Nothing runs or is queued, yet an event is not loaded: no run will ever load it until
-        # another event of the asset comes (apache/airflow#56050, in Airflow 3.3.2 whenever an
-        # event arrives while the consumer waits at max_active_runs). Say which, rather than wait.
-        events = api("GET", "/assets/events", params={"limit": 100})["asset_events"]
-        unconsumed = [
-            (event["timestamp"], event["source_task_id"], event["extra"])
-            for event in events
-            if not event["created_dagruns"]
-        ]
-        raise AssertionError(
-            f"{BIGQUERY_DAG} loaded {sorted(bigquery_loads(api))}, not {BIGQUERY_MONTHS}; asset events "
-            f"that created no run: {unconsumed}"
-        )
+        return None if queued.get("queued_events") else True
 
-    api.wait_for(f"{BIGQUERY_DAG} after the asset events", bigquery_finished, RUNS_WITHIN, stack)
+    api.wait_for(f"{BIGQUERY_DAG} after the asset events", bigquery_settled, RUNS_WITHIN, stack)
     stack.timings["runs (backfills, catch-up, asset-triggered)"] = round(time.monotonic() - started, 1)
     return {dag_id: api.runs(dag_id) for dag_id in dag_ids}
 
@@ -333,7 +318,23 @@ def test_no_run_failed(api: Api, finished_runs: dict[str, list[dict[str, Any]]])
     assert {run["dag_id"] for run in runs} == set(finished_runs)
     assert [run for run in runs if run["state"] != "success"] == []
     assert {run["run_type"] for run in finished_runs[BIGQUERY_DAG]} == {"asset_triggered"}
-    assert bigquery_loads(api) == set(BIGQUERY_MONTHS)
+
+
+def test_every_asset_event_is_loaded_into_bigquery(api: Api, finished_runs: dict) -> None:
+    loaded = bigquery_loads(api)
+    if loaded != set(BIGQUERY_MONTHS):
+        # Airflow 3.3.2 queues one run request per asset and consumer (asset_dag_run_queue): an
+        # event of the asset that arrives while an earlier one waits there for its run is left
+        # out of that run, and no run takes it until another event of the asset arrives
+        # (apache/airflow#56050; fixed in 3.4 by apache/airflow#70972).
+        events = api("GET", "/assets/events", params={"limit": 100})["asset_events"]
+        unconsumed = [
+            (e["timestamp"], e["source_task_id"], e["extra"]) for e in events if not e["created_dagruns"]
+        ]
+        raise AssertionError(
+            f"{BIGQUERY_DAG} loaded {sorted(loaded)}, not {BIGQUERY_MONTHS}; the asset events that no run "
+            f"consumed: {unconsumed}"
+        )
 
 
 def test_postgres_holds_the_cleaned_rows_of_each_month(
