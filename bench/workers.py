@@ -1,32 +1,35 @@
 """A ten-month backfill of taxi_api_to_postgres in docker compose with 1, then 2, Celery workers
 (issue 15): ``python -m bench.workers [--months 10] [--workers 1 2]``.
 
-Each worker count gets a fresh stack of docker-compose.yaml (profile local-cloud, the stand-in
-images where no registry is reachable: tests/deploy/standin-images). The months are built from
-green 2020-10: its rows with the pickup and drop-off dates moved into each month (the day kept,
-clamped to the month's length), served by the stack's tlc-mirror from a folder mounted over its
-samples. They end with the last complete month, so unpausing the DAG, which a backfill needs,
-leaves no later month to catch up on. The wall time runs from unpausing to the backfill's
-completion; then every month's rows are counted in taxi-postgres, so a run that loaded the wrong
-rows fails the benchmark instead of winning it. Writes bench/results/workers.json (git-ignored).
+Each worker count gets a fresh stack of docker-compose.yaml with .env.example's Block 1 (profile
+local-cloud; the stand-in images where no registry is reachable: tests/deploy/standin-images),
+its schedules bounded to the ten months that end with the course mirror's last, 2021-07
+(``AIRFLOW_VAR_TAXI_FIRST_MONTH`` / ``_LAST_MONTH``). The stack's tlc-mirror builds every family
+of those months (``local_stack.mirror``), so each run loads yellow, green and FHV: thirty loads,
+at most ``postgres_loads`` of them staging at once. The backfill is created while the DAG is
+paused; once the DAG's next scheduled month is none (the backfill holds the last month), it is
+unpaused, which starts the backfill and schedules nothing else. The wall time runs from unpausing
+to the backfill's completion; then every (family, month) is counted in taxi-postgres and compared
+with pandas counts of the same mirror built here, so a run that loaded the wrong rows fails the
+benchmark instead of winning it. Writes bench/results/workers.json (git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
-import calendar
-import csv
-import gzip
 import json
+import os
+import platform
 import tempfile
 import time
 import uuid
-from datetime import date
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 
-from local_stack.tlc_server import SAMPLES
+from local_stack import mirror
+from tests import expected
 from tests.deploy.compose_stack import (
     FINISHED,
     Api,
@@ -40,69 +43,31 @@ from tests.deploy.compose_stack import (
     stack_env,
     wait_until_healthy,
 )
-from tests.deploy.test_stack import cleaned_row_count
 
 DAG_ID = "taxi_api_to_postgres"
-TAXI = "green"
-SOURCE = SAMPLES / "green" / "green_tripdata_2020-10.csv.gz"
-SOURCE_PREFIX = "2020-10-"
-TABLE = "ny_taxi.green_taxi_trips"
+TAXIS = ("yellow", "green", "fhv")
+PG_SCHEMA = "ny_taxi"
+MIRROR_LAST_MONTH = mirror.Month(2021, 7)  # the course mirror's last month: the runs end there
 RESULTS = Path(__file__).resolve().parent / "results" / "workers.json"
 
 
-def last_months(count: int, today: date) -> list[str]:
-    """The ``count`` complete months before ``today``'s, oldest first, as YYYY-MM."""
-    year, month = today.year, today.month
-    months = []
-    for _ in range(count):
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-        months.append(f"{year:04d}-{month:02d}")
-    return months[::-1]
+def bench_months(count: int) -> list[mirror.Month]:
+    """The ``count`` months that end with the mirror's last, oldest first."""
+    index = MIRROR_LAST_MONTH.year * 12 + MIRROR_LAST_MONTH.month - 1 - (count - 1)
+    first = mirror.Month(index // 12, index % 12 + 1)
+    return mirror.months(first, MIRROR_LAST_MONTH)
 
 
-def moved(value: str, month: str) -> str:
-    """A 2020-10 timestamp moved to ``month``, the day clamped to its length; others unchanged."""
-    if not value.startswith(SOURCE_PREFIX):
-        return value
-    year, number = (int(part) for part in month.split("-"))
-    day = min(int(value[8:10]), calendar.monthrange(year, number)[1])
-    return f"{month}-{day:02d}{value[10:]}"
-
-
-def write_mirror(folder: Path, months: list[str]) -> Path:
-    """A TLC mirror folder: the zone lookup, and green for each month built from 2020-10."""
-    mirror = folder / "mirror"
-    (mirror / "green").mkdir(parents=True)
-    (mirror / "misc").mkdir()
-    lookup = SAMPLES / "misc" / "taxi_zone_lookup.csv"
-    (mirror / "misc" / lookup.name).write_bytes(lookup.read_bytes())
-    with gzip.open(SOURCE, "rt", newline="") as reader:
-        rows = list(csv.reader(reader))
-    header, body = rows[0], rows[1:]
-    times = [i for i, name in enumerate(header) if name.endswith(("pickup_datetime", "dropoff_datetime"))]
-    for month in months:
-        with gzip.open(mirror / "green" / f"green_tripdata_{month}.csv.gz", "wt", newline="") as sink:
-            out = csv.writer(sink, lineterminator="\n")
-            out.writerow(header)
-            for row in body:
-                out.writerow([moved(value, month) if i in times else value for i, value in enumerate(row)])
-    # The mirror runs as an unprivileged user: the mounted tree must be readable by all.
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return mirror
-
-
-def run_once(folder: Path, mirror: Path, months: list[str], workers: int) -> dict:
-    override = folder / "mirror.override.yaml"
-    override.write_text(f"services:\n  tlc-mirror:\n    volumes:\n      - {mirror}:/app/data/tlc:ro\n")
+def run_once(folder: Path, months: list[mirror.Month], workers: int) -> dict:
     env_file = folder / f"{workers}-workers.env"
-    stack = Stack(
-        f"nyctaxi-bench-{uuid.uuid4().hex[:8]}", env_file, stack_env(env_file), overrides=(override,)
-    )
+    bounds = {"AIRFLOW_VAR_TAXI_FIRST_MONTH": str(months[0]), "AIRFLOW_VAR_TAXI_LAST_MONTH": str(months[-1])}
+    stack = Stack(f"nyctaxi-bench-{uuid.uuid4().hex[:8]}", env_file, stack_env(env_file, bounds))
     try:
         stack.compose("build", timeout=3600)
+        started = time.monotonic()
         stack.compose("up", "-d", "--scale", f"airflow-worker={workers}", timeout=1200)
         wait_until_healthy(stack)
+        up_s = time.monotonic() - started
         env = stack.env
         api = Api(
             loopback_url(stack.published("airflow-apiserver", 8080)),
@@ -115,28 +80,37 @@ def run_once(folder: Path, mirror: Path, months: list[str], workers: int) -> dic
             300,
             stack,
         )
-        backfill = Backfill(DAG_ID, f"{months[0]}-01", f"{months[-1]}-01", {"taxi": TAXI}, {})
+        backfill = Backfill(DAG_ID, f"{months[0]}-01", f"{months[-1]}-01", {}, {})
         backfill_id = create_backfill(api, backfill, max_active_runs=len(months))
         api.wait_for(
-            "the next scheduled month to pass the backfill",
-            lambda: next_scheduled_month(api, DAG_ID) > months[-1] or None,
+            "no scheduled month left after the backfill's",
+            lambda: True if next_scheduled_month(api, DAG_ID) is None else None,
             300,
             stack,
         )
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         api.wait_for(
             "the backfill", lambda: api("GET", f"/backfills/{backfill_id}").get("completed_at"), 3600, stack
         )
         wall = time.monotonic() - started
-        runs = api.runs(DAG_ID, "backfill")
-        task_instances = api("GET", f"/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"limit": 100})[
+        load_after = os.getloadavg()[0]
+        runs = api.runs(DAG_ID)
+        task_instances = api("GET", f"/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"limit": 1000})[
             "task_instances"
         ]
         port = stack.published("taxi-postgres", 5432).rsplit(":", 1)[1]
-        uri = f"postgresql://{env['TAXI_POSTGRES_USER']}:{env['TAXI_POSTGRES_PASSWORD']}@127.0.0.1:{port}/{env['TAXI_POSTGRES_DB']}"
+        uri = (
+            f"postgresql://{env['TAXI_POSTGRES_USER']}:{env['TAXI_POSTGRES_PASSWORD']}"
+            f"@127.0.0.1:{port}/{env['TAXI_POSTGRES_DB']}"
+        )
+        rows = {}
         with psycopg.connect(uri) as conn:
-            rows = dict(conn.execute(f"SELECT source_month, count(*) FROM {TABLE} GROUP BY 1").fetchall())
+            for taxi in TAXIS:
+                table = f'"{PG_SCHEMA}"."{taxi}_tripdata"'
+                for month, count in conn.execute(f"SELECT source_month, count(*) FROM {table} GROUP BY 1"):
+                    rows[f"{taxi} {month.isoformat()[:7]}"] = count
     finally:
         stack.down()
     per_worker: dict[str, int] = {}
@@ -146,9 +120,22 @@ def run_once(folder: Path, mirror: Path, months: list[str], workers: int) -> dic
     return {
         "workers": workers,
         "wall_s": round(wall, 1),
-        "runs": {run["logical_date"][:7]: run["state"] for run in runs},
-        "rows": {month.isoformat()[:7]: count for month, count in sorted(rows.items())},
+        "up_s": round(up_s, 1),
+        # The machine's 1-minute load average when the backfill started and ended (other jobs too).
+        "load_average": [round(load_before, 1), round(load_after, 1)],
+        "runs": {run["logical_date"][:7]: f"{run['run_type']} {run['state']}" for run in runs},
+        "rows": dict(sorted(rows.items())),
         "task_instances_per_worker": sorted(per_worker.values(), reverse=True),
+    }
+
+
+def expected_rows(folder: Path, months: list[mirror.Month]) -> dict[str, int]:
+    """Rows per "taxi YYYY-MM", counted with pandas from the mirror built here (tests/expected.py)."""
+    built = mirror.build(folder / "mirror", months[0], months[-1])
+    return {
+        f"{taxi} {month}": expected.rows(expected.mirror_file(built, taxi, str(month)))
+        for taxi in TAXIS
+        for month in months
     }
 
 
@@ -159,26 +146,43 @@ def main() -> None:
     args = parser.parse_args()
     require_docker()
     build_standins()
-    months = last_months(args.months, date.today())
+    months = bench_months(args.months)
     folder = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-    mirror = write_mirror(folder, months)
-    results = [run_once(folder, mirror, months, workers) for workers in args.workers]
-    expected_runs = dict.fromkeys(months, "success")
-    expected_rows = dict.fromkeys(months, cleaned_row_count(TAXI, "2020-10"))  # the dates move, not the rows
+    wanted = expected_rows(folder, months)
+    measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results = [run_once(folder, months, workers) for workers in args.workers]
+    machine = {"cpus": os.cpu_count(), "platform": platform.platform()}
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"months": months, "results": results}, indent=2) + "\n")
-    print(f"{len(months)}-month backfill of {DAG_ID} ({TAXI}, {months[0]} to {months[-1]}):")
-    print("| workers | wall s | runs succeeded | rows per month | task instances per worker |")
-    print("| ---: | ---: | ---: | --- | --- |")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "measured_at": measured_at,
+                "machine": machine,
+                "months": [str(m) for m in months],
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"{len(months)}-month backfill of {DAG_ID} ({', '.join(TAXIS)}; {months[0]} to {months[-1]}):")
+    print("| workers | wall s | runs succeeded | loads right | task instances per worker | load average |")
+    print("| ---: | ---: | ---: | ---: | --- | --- |")
     for result in results:
-        succeeded = sum(state == "success" for state in result["runs"].values())
-        counts = sorted(set(result["rows"].values()))
-        per_worker = result["task_instances_per_worker"]
-        cells = [result["workers"], result["wall_s"], f"{succeeded}/{len(months)}", counts, per_worker]
+        succeeded = sum(state == "backfill success" for state in result["runs"].values())
+        right = sum(result["rows"].get(key) == count for key, count in wanted.items())
+        cells = [
+            result["workers"],
+            result["wall_s"],
+            f"{succeeded}/{len(months)}",
+            f"{right}/{len(wanted)}",
+            result["task_instances_per_worker"],
+            result["load_average"],
+        ]
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
     for result in results:
-        assert result["runs"] == expected_runs, result["runs"]
-        assert result["rows"] == expected_rows, result["rows"]
+        assert result["runs"] == dict.fromkeys([str(m) for m in months], "backfill success"), result["runs"]
+        assert result["rows"] == wanted, result["rows"]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # (requirements-emulators.txt), apart from Airflow's:
 #   gcs-emulator       gcp-storage-emulator, objects under /data/gcs/.cloudstorage/BUCKET/OBJECT
 #   bigquery-emulator  bqemulator via local_stack/bigquery_emulator.py, reading gs:// from that folder
-#   tlc-mirror         local_stack/tlc_server.py serving the TLC sample files in data/tlc
+#   tlc-mirror         local_stack/mirror.py: builds the samples of data/tlc plus constructed months
+#                      into /mirror, then serves it with local_stack/tlc_server.py
 # Build context: the repository root (docker compose sets it).
 FROM python:3.11-slim
 
@@ -15,14 +16,14 @@ WORKDIR /app
 COPY requirements-emulators.txt .
 RUN pip install --no-cache-dir -r requirements-emulators.txt
 
-# local_stack/tlc_server.py serves ../data/tlc by default, so the samples keep the repo's layout.
+# local_stack finds the samples at ../data/tlc, so they keep the repo's layout.
 COPY local_stack/ local_stack/
 COPY data/tlc/ data/tlc/
 
-# A non-root user owning the data folders; a new named volume mounted on /data copies them.
+# A non-root user owning the data folders; a new named volume mounted on one copies its owner.
 RUN useradd --system --create-home --uid 10001 emulator \
-    && mkdir -p /data/gcs /data/bigquery \
-    && chown -R emulator /data
+    && mkdir -p /data/gcs /data/bigquery /mirror \
+    && chown -R emulator /data /mirror
 USER emulator
 
 EXPOSE 9023 9050 8765

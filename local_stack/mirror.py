@@ -7,20 +7,66 @@ a constructed file: that family's real sample with its trip times moved into the
 that would leave the month are dropped, the others keep their day, time and duration), or for FHV
 a file built by ``local_stack.fhv_samples``. Constructed files are marked as such in the folder's
 ``CONSTRUCTED.md``; tests compute what they expect from the files served, never from the samples.
+
+The bytes depend only on the range, so two builds (here and in docker compose's ``tlc-mirror``)
+serve the same files. Build a folder with
+``python -m local_stack.mirror FOLDER [--first 2020-10] [--last 2021-01]``; ``--serve HOST:PORT``
+then serves it with ``local_stack.tlc_server`` (what docker compose's ``tlc-mirror`` runs).
+
+This module and ``fhv_samples`` run in the stand-ins' image too, which has no ``include/``: hence
+the small ``Month`` below rather than ``include.months``.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import gzip
 import io
+import os
 import shutil
-from datetime import datetime, timedelta
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from include.months import Month
 from local_stack.fhv_samples import write_sample
-from local_stack.tlc_server import SAMPLES
+from local_stack.tlc_server import SAMPLES, make_server
+
+TAXIS = ("yellow", "green", "fhv")
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    """A calendar month, ``YYYY-MM`` as in the TLC file names."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        year, month = (int(part) for part in text.split("-"))
+        if not 1 <= month <= 12:
+            raise ValueError(f"{text!r} is not a month in the form YYYY-MM")
+        return cls(year, month)
+
+    @property
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.year, self.month, 1)
+
+    @property
+    def end(self) -> datetime:
+        return self.next.start
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
 
 # The families' real samples the constructed months are moved from.
 BASE_SAMPLES = {
@@ -31,9 +77,18 @@ BASE_SAMPLES = {
 LOCAL_MONTHS = (Month(2020, 10), Month(2021, 1))
 
 
+def months(first: Month, last: Month) -> list[Month]:
+    """``first`` to ``last``, both included."""
+    span, month = [], first
+    while month <= last:
+        span.append(month)
+        month = month.next
+    return span
+
+
 def moved_month(source: Path, source_month: Month, month: Month, destination: Path) -> Path:
     """``source``'s trips with their times moved from ``source_month`` into ``month``."""
-    shift = timedelta(days=month.first_day.toordinal() - source_month.first_day.toordinal())
+    shift = month.start - source_month.start
     with gzip.open(source, "rt", newline="") as reader:
         rows = csv.reader(reader)
         header = next(rows)
@@ -58,23 +113,30 @@ def moved_month(source: Path, source_month: Month, month: Month, destination: Pa
     return destination
 
 
+def _construct(taxi: str, month: Month, path: Path) -> None:
+    """Write ``path`` whole or not at all: a build stopped halfway (a container restarted) leaves
+    no truncated file that the next build would take as done."""
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".building-") as scratch:
+        if taxi == "fhv":
+            written = write_sample(month.year, month.month, Path(scratch))
+        else:
+            source_month, source = BASE_SAMPLES[taxi]
+            written = moved_month(source, source_month, month, Path(scratch) / path.name)
+        os.replace(written, path)
+
+
 def build(destination: Path, first: Month = LOCAL_MONTHS[0], last: Month = LOCAL_MONTHS[1]) -> Path:
     """Fill ``destination`` with the samples and every family's months from ``first`` to ``last``."""
     shutil.copytree(SAMPLES, destination, dirs_exist_ok=True)
     constructed = []
-    month = first
-    while month <= last:
-        for taxi in ("yellow", "green", "fhv"):
+    for month in months(first, last):
+        for taxi in TAXIS:
             path = destination / taxi / f"{taxi}_tripdata_{month}.csv.gz"
             if (SAMPLES / taxi / path.name).exists() or path.exists():
                 continue
-            if taxi == "fhv":
-                write_sample(month.year, month.month, path.parent)
-            else:
-                source_month, source = BASE_SAMPLES[taxi]
-                moved_month(source, source_month, month, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _construct(taxi, month, path)
             constructed.append(path.relative_to(destination))
-        month = month.next
     notes = destination / "CONSTRUCTED.md"
     listed = notes.read_text().splitlines() if notes.exists() else []
     lines = sorted(set(listed[2:]) | {f"- {path}" for path in constructed})
@@ -84,3 +146,33 @@ def build(destination: Path, first: Month = LOCAL_MONTHS[0], last: Month = LOCAL
         + "\n"
     )
     return destination
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Build a TLC mirror folder: the samples plus constructed months."
+    )
+    parser.add_argument("folder", type=Path, help="where to build it (files already there are kept)")
+    parser.add_argument(
+        "--first", type=Month.parse, default=LOCAL_MONTHS[0], help="YYYY-MM (default %(default)s)"
+    )
+    parser.add_argument(
+        "--last", type=Month.parse, default=LOCAL_MONTHS[1], help="YYYY-MM (default %(default)s)"
+    )
+    parser.add_argument("--serve", metavar="HOST:PORT", help="then serve the folder there, until stopped")
+    args = parser.parse_args()
+    if args.last < args.first:
+        parser.error(f"--last {args.last} is before --first {args.first}")
+    build(args.folder, args.first, args.last)
+    print(f"{args.folder}: every family from {args.first} to {args.last}", flush=True)
+    if args.serve:
+        host, port = args.serve.rsplit(":", 1)
+        server = make_server(args.folder, int(port), host)
+        # As a container's first process, SIGTERM would be ignored: `docker compose stop` would wait.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        print(f"serving {args.folder} on http://{args.serve}", flush=True)
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

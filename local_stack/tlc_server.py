@@ -7,8 +7,9 @@ at ``{base}/misc/taxi_zone_lookup.csv``. Like the real servers it sends ``Conten
 unchanged file, and 404 for a month that is not there. Pointing the Variables ``mirror_base_url``
 and ``tlc_base_url`` at it is the only difference between a local run and a real one.
 
-Run it with ``python -m local_stack.tlc_server --root data/tlc --port 8765``; ``--bytes-per-second``
-makes it a slow mirror (each download sent at that rate), for trying out timeouts and deadlines.
+Run it with ``python -m local_stack.tlc_server --root data/tlc --port 8765`` (``--host 0.0.0.0`` in a
+container); ``--bytes-per-second`` makes it a slow mirror (each download sent at that rate), for
+trying out timeouts and deadlines.
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=SAMPLES, help="folder with the sources' layouts")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container (docker compose)")
     parser.add_argument("--bytes-per-second", type=float, help="send each file at this rate (a slow mirror)")
     args = parser.parse_args()
-    make_server(args.root, args.port, bytes_per_second=args.bytes_per_second).serve_forever()
+    make_server(args.root, args.port, args.host, args.bytes_per_second).serve_forever()
 
 
 if __name__ == "__main__":

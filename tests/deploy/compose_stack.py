@@ -103,17 +103,17 @@ class Stack:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "30", timeout=300, check=False)
 
 
-def stack_env(env_file: Path) -> dict[str, str]:
-    """Write .env.example with fresh secrets, free loopback ports and the offline TLC mirror to
-    env_file; return its active settings."""
+def stack_env(env_file: Path, settings: dict[str, str] | None = None) -> dict[str, str]:
+    """Write .env.example to env_file with fresh secrets, free loopback ports and ``settings`` in
+    place of its values (its Block 1, the local stand-ins, stays active); return the active settings."""
     values = {
         "AIRFLOW_API_PORT": str(free_port()),
         "TAXI_POSTGRES_PORT": str(free_port()),
         "GCS_EMULATOR_PORT": str(free_port()),
         "BIGQUERY_EMULATOR_PORT": str(free_port()),
         "TLC_MIRROR_PORT": str(free_port()),
-        "AIRFLOW_VAR_TLC_BASE_URL": "http://tlc-mirror:8765",
         "AIRFLOW_UID": "50000",
+        **(settings or {}),
     }
     lines = []
     for line in ENV_EXAMPLE.read_text().splitlines():
@@ -123,7 +123,10 @@ def stack_env(env_file: Path) -> dict[str, str]:
         lines.append(re.sub("change-me", lambda _: token(), line))
     env_file.write_text("\n".join(lines) + "\n")
     active = [line.split("=", 1) for line in lines if re.match(r"^[A-Z][A-Z0-9_]*=", line)]
-    return {key: value.strip("'") for key, value in active}
+    found = {key: value.strip("'") for key, value in active}
+    missing = {key: value for key, value in values.items() if found.get(key) != value}
+    assert not missing, f"not active in .env.example, so not set: {missing}"
+    return found
 
 
 def require_docker() -> None:
@@ -183,8 +186,9 @@ class Api:
         )
         return response.json() if response.content else None
 
-    def runs(self, dag_id: str, run_type: str) -> list[dict[str, Any]]:
-        params = {"run_type": run_type, "limit": 100}
+    def runs(self, dag_id: str, run_type: str | None = None) -> list[dict[str, Any]]:
+        """The DAG's runs (of one type, if given)."""
+        params: dict[str, Any] = {"limit": 100, **({"run_type": run_type} if run_type else {})}
         return self("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
     def wait_for(self, what: str, ready: Any, timeout: float, stack: Stack) -> Any:
@@ -206,8 +210,10 @@ def day(logical_date: str | None) -> str | None:
     return logical_date[:10] if logical_date else None
 
 
-def next_scheduled_month(api: Api, dag_id: str) -> str:
-    return (api("GET", f"/dags/{dag_id}").get("next_dagrun_logical_date") or "")[:7]
+def next_scheduled_month(api: Api, dag_id: str) -> str | None:
+    """YYYY-MM of the DAG's next scheduled run; None when its timetable has no run left."""
+    logical_date = api("GET", f"/dags/{dag_id}").get("next_dagrun_logical_date")
+    return logical_date[:7] if logical_date else None
 
 
 def create_backfill(api: Api, backfill: Backfill, max_active_runs: int = 2) -> int:

@@ -184,3 +184,22 @@ def test_local_cloud_creates_the_bigquery_dataset_before_the_workers_start(servi
     assert (REPO / "local_stack" / "bigquery_dataset.py").is_file()
     waits = services["airflow-worker"]["depends_on"]["bigquery-init"]
     assert waits == {"condition": "service_completed_successfully", "required": False}
+
+
+def test_the_local_mirror_serves_the_months_the_schedules_cover(
+    services: dict[str, dict], env_example: dict[str, str | None]
+) -> None:
+    from local_stack.mirror import LOCAL_MONTHS
+
+    command = services["tlc-mirror"]["command"]
+    assert command[:4] == ["python", "-m", "local_stack.mirror", "/mirror"]
+    # Built from the same Variables that bound the schedules, with .env.example's months by default.
+    bounds = [str(month) for month in LOCAL_MONTHS]
+    assert command[command.index("--first") + 1] == f"${{AIRFLOW_VAR_TAXI_FIRST_MONTH:-{bounds[0]}}}"
+    assert command[command.index("--last") + 1] == f"${{AIRFLOW_VAR_TAXI_LAST_MONTH:-{bounds[1]}}}"
+    assert command[command.index("--serve") + 1] == "0.0.0.0:8765"
+    assert "tlc-mirror-data:/mirror" in services["tlc-mirror"]["volumes"]
+    # Block 1 of .env.example, active as copied: both sources on the stand-in, and those months.
+    assert env_example["AIRFLOW_VAR_MIRROR_BASE_URL"] == "http://tlc-mirror:8765"
+    assert env_example["AIRFLOW_VAR_TLC_BASE_URL"] == "http://tlc-mirror:8765"
+    assert [env_example["AIRFLOW_VAR_TAXI_FIRST_MONTH"], env_example["AIRFLOW_VAR_TAXI_LAST_MONTH"]] == bounds
