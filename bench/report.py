@@ -79,58 +79,74 @@ class Target:
 
 
 def evaluate(results: dict[str, MethodResult], dag_parse: dict) -> list[Target]:
-    """Judge every target on one run's results."""
-    dag = wall_ratio(results, DAG_BIG, PIPE)
-    load_speed = 1 / wall_ratio(results, LOAD, PIPE)
-    growth = results[DAG_BIG].peak - results[DAG_SMALL].peak
-    load_peak = results[LOAD].peak
-    gcs_speed = 1 / wall_ratio(results, GCS_STAGE, GCS_PLAIN)
+    """Judge every target whose methods ran (all of them, unless ``bench.run --only`` chose some)."""
+    targets = []
+    if {DAG_BIG, PIPE} <= results.keys():
+        dag = wall_ratio(results, DAG_BIG, PIPE)
+        targets.append(
+            Target(
+                "dag_vs_pipe",
+                dag,
+                MAX_DAG_WALL_RATIO,
+                dag <= MAX_DAG_WALL_RATIO,
+                f"the whole DAG run takes {dag:.2f}x the plain pipe's wall time on "
+                f"{results[DAG_BIG].rows:,} rows ({1 / dag:.2f}x its speed; target <= {MAX_DAG_WALL_RATIO}x)",
+            )
+        )
+    if {LOAD, PIPE} <= results.keys():
+        load_speed = 1 / wall_ratio(results, LOAD, PIPE)
+        targets.append(
+            Target(
+                "load_vs_pipe",
+                load_speed,
+                MIN_LOAD_SPEED_RATIO,
+                load_speed >= MIN_LOAD_SPEED_RATIO,
+                f"the load function alone runs at {load_speed:.2f}x the plain pipe's speed "
+                f"(target >= {MIN_LOAD_SPEED_RATIO}x)",
+            )
+        )
+    if {DAG_BIG, DAG_SMALL} <= results.keys():
+        big, small = results[DAG_BIG], results[DAG_SMALL]
+        growth = big.peak - small.peak
+        targets.append(
+            Target(
+                "dag_memory_flat",
+                growth,
+                MAX_DAG_RSS_GROWTH_MB,
+                growth < MAX_DAG_RSS_GROWTH_MB,
+                f"the DAG run's largest process peaks at {small.peak:.0f} MB on {small.rows:,} rows and "
+                f"{big.peak:.0f} MB on {big.rows:,}: grows {growth:.0f} MB "
+                f"(target < {MAX_DAG_RSS_GROWTH_MB:g} MB)",
+            )
+        )
+    if LOAD in results:
+        load = results[LOAD]
+        targets.append(
+            Target(
+                "load_memory",
+                load.peak,
+                MAX_LOAD_RSS_MB,
+                load.peak < MAX_LOAD_RSS_MB,
+                f"the load function alone peaks at {load.peak:.0f} MB on {load.rows:,} rows "
+                f"(target < {MAX_LOAD_RSS_MB:g} MB)",
+            )
+        )
+    if {GCS_STAGE, GCS_PLAIN} <= results.keys():
+        gcs_speed = 1 / wall_ratio(results, GCS_STAGE, GCS_PLAIN)
+        targets.append(
+            Target(
+                "gcs_vs_plain",
+                gcs_speed,
+                MIN_GCS_SPEED_RATIO,
+                gcs_speed >= MIN_GCS_SPEED_RATIO,
+                f"the GCS load alone (stage) runs at {gcs_speed:.2f}x the speed of plain pyarrow "
+                f"CSV -> Parquet + one upload (target >= {MIN_GCS_SPEED_RATIO}x, issue 7's)",
+            )
+        )
     heavy = {
         name: file["heavy_modules"] for name, file in dag_parse["files"].items() if file["heavy_modules"]
     }
-    rows = f"{results[DAG_BIG].rows:,}"
-    return [
-        Target(
-            "dag_vs_pipe",
-            dag,
-            MAX_DAG_WALL_RATIO,
-            dag <= MAX_DAG_WALL_RATIO,
-            f"the whole DAG run takes {dag:.2f}x the plain pipe's wall time on {rows} rows "
-            f"({1 / dag:.2f}x its speed; target <= {MAX_DAG_WALL_RATIO}x)",
-        ),
-        Target(
-            "load_vs_pipe",
-            load_speed,
-            MIN_LOAD_SPEED_RATIO,
-            load_speed >= MIN_LOAD_SPEED_RATIO,
-            f"the load function alone runs at {load_speed:.2f}x the plain pipe's speed "
-            f"(target >= {MIN_LOAD_SPEED_RATIO}x)",
-        ),
-        Target(
-            "dag_memory_flat",
-            growth,
-            MAX_DAG_RSS_GROWTH_MB,
-            growth < MAX_DAG_RSS_GROWTH_MB,
-            f"the DAG run's largest process peaks at {results[DAG_SMALL].peak:.0f} MB on "
-            f"{results[DAG_SMALL].rows:,} rows and {results[DAG_BIG].peak:.0f} MB on {rows}: "
-            f"grows {growth:.0f} MB (target < {MAX_DAG_RSS_GROWTH_MB:g} MB)",
-        ),
-        Target(
-            "load_memory",
-            load_peak,
-            MAX_LOAD_RSS_MB,
-            load_peak < MAX_LOAD_RSS_MB,
-            f"the load function alone peaks at {load_peak:.0f} MB on {rows} rows "
-            f"(target < {MAX_LOAD_RSS_MB:g} MB)",
-        ),
-        Target(
-            "gcs_vs_plain",
-            gcs_speed,
-            MIN_GCS_SPEED_RATIO,
-            gcs_speed >= MIN_GCS_SPEED_RATIO,
-            f"the GCS load alone (stage) runs at {gcs_speed:.2f}x the speed of plain pyarrow "
-            f"CSV -> Parquet + one upload (target >= {MIN_GCS_SPEED_RATIO}x, issue 7's)",
-        ),
+    targets.append(
         Target(
             "dag_parse",
             dag_parse["seconds"],
@@ -139,12 +155,13 @@ def evaluate(results: dict[str, MethodResult], dag_parse: dict) -> list[Target]:
             f"dags/ parses in {dag_parse['seconds']:.3f} s ({len(dag_parse['dag_ids'])} DAGs), "
             f"heavy top-level imports: {heavy or 'none'}, import errors: {len(dag_parse['import_errors'])} "
             f"(target < {MAX_DAG_PARSE_SECONDS:g} s, none, none)",
-        ),
-    ]
+        )
+    )
+    return targets
 
 
 def _ratio(results: dict[str, MethodResult], result: MethodResult) -> tuple[str, str]:
-    if result.baseline is None or result.baseline == result.key:
+    if result.baseline in (None, result.key) or result.baseline not in results:
         return "-", "-"
     ratio = wall_ratio(results, result.key, result.baseline)
     return f"{ratio:.2f}", f"{1 / ratio:.2f}"

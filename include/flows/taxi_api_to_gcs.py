@@ -33,7 +33,7 @@ from include import gcs, lineage
 from include.errors import DataQualityError
 from include.month_file import MonthFile
 from include.months import Month
-from include.parquet import write_daily_partitions, write_parquet
+from include.parquet import DailyPartitionWriter, write_parquet
 from include.profile import MonthProfile
 from include.quality import (
     HISTORY_MONTHS,
@@ -113,15 +113,18 @@ def stage(hook: GCSHook, path: Path, request: MonthRequest, bucket: str, run_id:
     month_file = MonthFile(path, request)
     name = f"{file_stem(taxi, month)}.parquet"
     uploads: dict[str, Path] = {}
+    table_schema = request.schema.table_schema
     with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
         local = Path(folder) / name
-        rows = write_parquet(
-            with_source_month(month_file.batches(), month), request.schema.table_schema, local
-        )
+        # One pass: each batch goes into its days' files on its way into the month's file.
+        with DailyPartitionWriter(
+            Path(folder) / "days", table_schema, PARTITION_COLUMN, request.schema.pickup_column
+        ) as days:
+            rows = write_parquet(
+                days.observe(with_source_month(month_file.batches(), month)), table_schema, local
+            )
+            partitions = days.close()
         uploads[month_object(taxi, month)] = local
-        partitions = write_daily_partitions(
-            local, request.schema.pickup_column, PARTITION_COLUMN, Path(folder) / "days"
-        )
         uploads |= {p.object_name(by_day_prefix(taxi), PARTITION_COLUMN, name): p.path for p in partitions}
         if month_file.rejects.rows:
             uploads[rejects_object(taxi, month)] = Path(folder) / "rejects.csv"
