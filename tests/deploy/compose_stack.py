@@ -25,6 +25,9 @@ ONE_SHOT = {"airflow-init", "bigquery-init"}
 FINISHED = {"success", "failed"}
 
 
+COMPOSE_ENVIRONMENT = ("PATH", "HOME", "USER", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
+
+
 @dataclass(frozen=True)
 class Backfill:
     dag_id: str
@@ -68,8 +71,11 @@ class Stack:
             str(self.env_file),
             *args,
         ]
-        # The classic builder: Debian's engine comes without the buildx plugin that BuildKit needs.
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        # Only what compose itself needs from this process: a variable set here (the test session
+        # points its own Google clients at host ports) would override the stack's .env, as a
+        # user's shell would. The classic builder: Debian's engine has no buildx for BuildKit.
+        env = {key: value for key, value in os.environ.items() if key in COMPOSE_ENVIRONMENT}
+        env["DOCKER_BUILDKIT"] = "0"
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
