@@ -9,4 +9,21 @@ scripts/bootstrap.sh --browser
 scripts/docker-engine.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/pytest "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/pytest "$@"
+fi
+# Every test, in two lanes at once: most of the time of the Docker stack and of the real
+# scheduler is spent waiting on their services, so the other tests run meanwhile (2 cores: a
+# third of the wall time saved). Each lane has its own pytest folder; the second's output follows.
+lanes=.state/pytest
+rm -rf "$lanes" && mkdir -p "$lanes"
+.venv/bin/pytest -m "stack or scheduler" --basetemp="$lanes/services" >"$lanes/services.log" 2>&1 &
+services=$!
+status=0
+.venv/bin/pytest -m "not (stack or scheduler)" --basetemp="$lanes/others" || status=$?
+services_status=0
+wait "$services" || services_status=$?
+echo "=== the Docker stack and the scheduler (pytest -m 'stack or scheduler') ==="
+cat "$lanes/services.log"
+echo "exit status: every other test $status; the stack and the scheduler $services_status"
+[ "$status" -eq 0 ] && [ "$services_status" -eq 0 ]
