@@ -7,9 +7,9 @@ instead of parsing text, which takes it about 60% of the CPU of the same rows as
 
 Our encoder rather than ADBC's ``adbc_ingest``: both sit behind ``copy_batches`` (``writer=``) and
 were measured side by side on the same stream of a green month (``python -m bench.run``,
-2026-12-01, 2 vCPUs, median of 3 runs): at 94,861 rows ours loads 198,000 rows/s with 0.27 s of
-client CPU against ADBC's 173,000 rows/s and 0.36 s; at 948,610 rows 573,000 rows/s and 1.07 s
-against 408,000 rows/s and 1.75 s (peak RSS 235 and 243 MB). ADBC writes field by field through
+2026-12-01, 2 vCPUs, quiet, median of 3 runs): at 94,861 rows ours loads 242,000 rows/s with
+0.38 s of client CPU against ADBC's 184,000 rows/s and 0.53 s; at 948,610 rows 707,000 rows/s and
+1.31 s against 476,000 rows/s and 2.25 s (peak RSS 231 and 240 MB). ADBC writes field by field through
 a virtual call per value, ours a run of rows per numpy assignment. ADBC also needs a connection
 of its own, so it cannot write inside ``stage_month``'s transaction. ADBC stays where it is the
 better tool: reading query results as Arrow (``day_batches``).
