@@ -17,15 +17,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary
+from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary, compose_environment
 
 BUILD_STANDINS = REPO / "tests" / "deploy" / "standin-images" / "build.sh"
 HEALTHY_WITHIN = 600  # seconds from `up` until every service is healthy
 ONE_SHOT = {"airflow-init", "bigquery-init"}
 FINISHED = {"success", "failed"}
-
-
-COMPOSE_ENVIRONMENT = ("PATH", "HOME", "USER", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
 
 
 @dataclass(frozen=True)
@@ -71,11 +68,8 @@ class Stack:
             str(self.env_file),
             *args,
         ]
-        # Only what compose itself needs from this process: a variable set here (the test session
-        # points its own Google clients at host ports) would override the stack's .env, as a
-        # user's shell would. The classic builder: Debian's engine has no buildx for BuildKit.
-        env = {key: value for key, value in os.environ.items() if key in COMPOSE_ENVIRONMENT}
-        env["DOCKER_BUILDKIT"] = "0"
+        # The classic builder: Debian's engine comes without the buildx plugin that BuildKit needs.
+        env = {**compose_environment(), "DOCKER_BUILDKIT": "0"}
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,16 @@ ENV_EXAMPLE = REPO / ".env.example"
 
 # `KEY=value` lines of .env.example, active or commented out (`# KEY=value` documents it too).
 _ENV_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$", re.MULTILINE)
+
+
+# What `docker compose` takes from the caller's environment: a variable set in the test session
+# (its Google clients point at host ports) would override the stack's .env, as a user's shell would.
+COMPOSE_ENVIRONMENT = ("PATH", "HOME", "USER", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
+
+
+def compose_environment() -> dict[str, str]:
+    """This process's environment cut down to ``COMPOSE_ENVIRONMENT``, for running compose."""
+    return {key: value for key, value in os.environ.items() if key in COMPOSE_ENVIRONMENT}
 
 
 def compose_binary() -> Path:

@@ -4,12 +4,11 @@ workers scale, and every setting comes from .env without a secret committed."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from typing import Any
 
-from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary
+from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary, compose_environment
 
 LOCAL_CLOUD = {"gcs-emulator", "bigquery-emulator", "bigquery-init", "tlc-mirror"}
 # Run to completion; the services that need them wait for service_completed_successfully.
@@ -42,11 +41,10 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 def test_compose_file_parses(compose: dict[str, Any]) -> None:
     # Docker Compose itself (the pinned v2) reads it with .env.example, as `docker compose` would.
     assert set(compose["services"]) >= STACK
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "DOCKER_CONFIG") if key in os.environ}
     result = subprocess.run(
         [str(compose_binary()), *COMPOSE_ARGS, "config", "--quiet"],
         cwd=REPO,
-        env=env,
+        env=compose_environment(),
         capture_output=True,
         text=True,
         check=False,
