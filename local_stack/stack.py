@@ -249,6 +249,8 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # Lineage stays off until AIRFLOW__OPENLINEAGE__TRANSPORT is set; then our tasks' reports go out.
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.lineage.ReportedLineageExtractor",
+        # Arrow's jemalloc hands freed memory back where its default (mimalloc) keeps it: see the Dockerfile.
+        "ARROW_DEFAULT_MEMORY_POOL": "jemalloc",
         "PYTHONPATH": str(REPO),
     }
 
