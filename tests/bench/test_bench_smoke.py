@@ -21,6 +21,7 @@ METHODS = {
     "pipe",
     "load",
     "dag_postgres_small",
+    "dag_floor",
     "copy_numpy_x1",
     "copy_adbc_x1",
     "copy_numpy_x2",
@@ -53,19 +54,22 @@ def test_smoke_size_runs_every_method_and_writes_json_and_chart(tmp_path: Path) 
     methods = {method["key"]: method for method in report["methods"]}
     assert set(methods) == METHODS
     for key, method in methods.items():
-        assert method["rows"] > 0, key
+        assert method["rows"] > 0 or key == "dag_floor", key
         assert method["median_seconds"] > 0, key
         assert method["median_cpu_seconds"] > 0, key
         assert method["peak_rss_mb"] > 0, key
     # Ours loads the cleaned rows, the plain pipe every row of the same file.
     assert methods["load"]["rows"] == methods["dag_postgres"]["rows"] < methods["pipe"]["rows"]
     assert methods["dag_postgres_small"]["rows"] < methods["dag_postgres"]["rows"]
+    assert methods["dag_floor"]["rows"] == 0  # Airflow's share of a DAG run, measured apart
     assert methods["copy_numpy_x2"]["rows"] == 2 * methods["copy_numpy_x1"]["rows"]
     assert methods["copy_adbc_x1"]["rows"] == methods["copy_numpy_x1"]["rows"]
     # Postgres's own work is measured apart from the client's.
     assert methods["pipe"]["median_postgres_cpu_seconds"] >= 0
     assert methods["dag_postgres"]["baseline"] == "pipe" and methods["dag_postgres"]["wall_ratio"] > 0
     assert {target["name"] for target in report["targets"]} == TARGETS
+    dag_vs_pipe = next(target for target in report["targets"] if target["name"] == "dag_vs_pipe")
+    assert "Airflow's floor" in dag_vs_pipe["detail"]
     assert report["dag_parse"]["import_errors"] == {}
     assert report["noise"]["load_average_max"] >= report["noise"]["load_average_min"]
     assert "| `airflow dags test taxi_api_to_postgres`" in result.stdout
