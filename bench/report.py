@@ -90,8 +90,9 @@ def evaluate(results: dict[str, MethodResult], dag_parse: dict) -> list[Target]:
         )
         if DAG_FLOOR in results:
             budget = MAX_DAG_WALL_RATIO * results[PIPE].wall - results[DAG_FLOOR].wall
+            floor = wall_ratio(results, DAG_FLOOR, PIPE)
             detail += (
-                f"; Airflow's floor, a no-op one-task DAG run, takes {wall_ratio(results, DAG_FLOOR, PIPE):.2f}x "
+                f"; Airflow's floor, a no-op one-task DAG run, takes {floor:.2f}x "
                 f"the pipe's time, which leaves the DAG's own work {budget:.1f} s within the target"
             )
             if LOAD in results:

@@ -565,7 +565,8 @@ def main(argv: list[str] | None = None) -> None:
             server.start()
             env["AIRFLOW_CONN_POSTGRES_DEFAULT"] = server.uri
             for home in ({}, floor_airflow_env(scratch / "airflow-floor")):
-                subprocess.run([AIRFLOW, "db", "migrate"], env={**env, **home}, check=True, capture_output=True)
+                migrate = [AIRFLOW, "db", "migrate"]
+                subprocess.run(migrate, env={**env, **home}, check=True, capture_output=True)
             os.environ.update(google_cloud_env(stack.gcs_port, stack.bigquery_port))  # for fresh_bucket
             with psycopg.connect(server.uri, autocommit=True) as conn:
                 # On two cores an autovacuum of the previous run's table would slow whichever run
