@@ -133,11 +133,7 @@ def stage(hook: GCSHook, path: Path, request: MonthRequest, bucket: str, run_id:
         profile_path.write_text(json.dumps({**asdict(month_file.profile()), "run_id": run_id}, indent=1))
         uploads[profile_object(taxi, month)] = profile_path
         prefix = staging_prefix(taxi, month, run_id)
-        for object_name, local_path in uploads.items():
-            mime = {".csv": "text/csv", ".json": "application/json"}.get(
-                local_path.suffix, gcs.PARQUET_MIME_TYPE
-            )
-            gcs.upload(hook, bucket, {f"{prefix}/{object_name}": local_path}, mime)
+        gcs.upload(hook, bucket, {f"{prefix}/{name}": local_path for name, local_path in uploads.items()})
     log.info(
         "Staged %d rows of %s %s and %d daily partitions in gs://%s/%s/",
         rows,
