@@ -26,8 +26,6 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psycopg
-
 from local_stack import mirror
 from tests import expected
 from tests.deploy.compose_stack import (
@@ -39,6 +37,7 @@ from tests.deploy.compose_stack import (
     create_backfill,
     loopback_url,
     next_scheduled_month,
+    postgres_rows_per_month,
     require_docker,
     stack_env,
     wait_until_healthy,
@@ -100,17 +99,11 @@ def run_once(folder: Path, months: list[mirror.Month], workers: int) -> dict:
         task_instances = api("GET", f"/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"limit": 1000})[
             "task_instances"
         ]
-        port = stack.published("taxi-postgres", 5432).rsplit(":", 1)[1]
-        uri = (
-            f"postgresql://{env['TAXI_POSTGRES_USER']}:{env['TAXI_POSTGRES_PASSWORD']}"
-            f"@127.0.0.1:{port}/{env['TAXI_POSTGRES_DB']}"
-        )
-        rows = {}
-        with psycopg.connect(uri) as conn:
-            for taxi in TAXIS:
-                table = f'"{PG_SCHEMA}"."{taxi}_tripdata"'
-                for month, count in conn.execute(f"SELECT source_month, count(*) FROM {table} GROUP BY 1"):
-                    rows[f"{taxi} {month.isoformat()[:7]}"] = count
+        rows = {
+            f"{taxi} {month.isoformat()[:7]}": count
+            for taxi, counts in postgres_rows_per_month(stack, PG_SCHEMA, TAXIS).items()
+            for month, count in counts.items()
+        }
     finally:
         stack.down()
     per_worker: dict[str, int] = {}

@@ -10,7 +10,9 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +200,28 @@ class Api:
                 raise AssertionError(f"timed out waiting for {what}\n{stack.logs()}")
             time.sleep(5)
         return value
+
+
+def postgres_rows_per_month(stack: Stack, schema: str, taxis: Iterable[str]) -> dict[str, dict[date, int]]:
+    """Per family, the rows of each source month (its first day) in the stack's ``taxi-postgres``,
+    read over its loopback port with the credentials of the stack's ``.env``."""
+    import psycopg
+    from psycopg import sql
+
+    from include.postgres import tripdata_table
+
+    port = stack.published("taxi-postgres", 5432).rsplit(":", 1)[1]
+    env = stack.env
+    uri = (
+        f"postgresql://{env['TAXI_POSTGRES_USER']}:{env['TAXI_POSTGRES_PASSWORD']}"
+        f"@127.0.0.1:{port}/{env['TAXI_POSTGRES_DB']}"
+    )
+    query = sql.SQL("SELECT source_month, count(*) FROM {} GROUP BY 1")
+    with psycopg.connect(uri) as conn:
+        return {
+            taxi: dict(conn.execute(query.format(sql.Identifier(schema, tripdata_table(taxi)))).fetchall())
+            for taxi in taxis
+        }
 
 
 def loopback_url(host_port: str) -> str:

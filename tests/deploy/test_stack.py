@@ -40,6 +40,7 @@ from tests.deploy.compose_stack import (
     day,
     loopback_url,
     next_scheduled_month,
+    postgres_rows_per_month,
     require_docker,
     stack_env,
     wait_until_healthy,
@@ -84,10 +85,6 @@ EXPECTED_RUNS = {
 NEXT_AFTER_BACKFILLS = {POSTGRES_DAG: "2020-12", GCS_DAG: None}
 POSTGRES_MONTHS = [(taxi, month) for taxi in TAXIS for month in BOUNDED_MONTHS]
 BIGQUERY_MONTHS = [(taxi, "2021-01") for taxi in TAXIS]
-
-
-def postgres_table(taxi: str) -> str:
-    return f"{taxi}_tripdata"
 
 
 def bigquery_table(taxi: str) -> str:
@@ -340,21 +337,8 @@ def test_every_asset_event_is_loaded_into_bigquery(api: Api, finished_runs: dict
 def test_postgres_holds_the_cleaned_rows_of_each_month(
     stack: Stack, finished_runs: dict, local_mirror: Path
 ) -> None:
-    import psycopg
-
-    port = stack.published("taxi-postgres", 5432).rsplit(":", 1)
-    assert port[0] == "127.0.0.1"
-    uri = (
-        f"postgresql://{stack.env['TAXI_POSTGRES_USER']}:{stack.env['TAXI_POSTGRES_PASSWORD']}"
-        f"@127.0.0.1:{port[1]}/{stack.env['TAXI_POSTGRES_DB']}"
-    )
-    found = {}
-    with psycopg.connect(uri) as conn:
-        for taxi in TAXIS:
-            rows = conn.execute(
-                f'SELECT source_month, count(*) FROM "{PG_SCHEMA}"."{postgres_table(taxi)}" GROUP BY 1'
-            ).fetchall()
-            found[taxi] = dict(rows)
+    assert stack.published("taxi-postgres", 5432).startswith("127.0.0.1:")
+    found = postgres_rows_per_month(stack, PG_SCHEMA, TAXIS)
     assert found == expected_counts(local_mirror, POSTGRES_MONTHS)
 
 
