@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,29 +27,14 @@ MIME_TYPES = {
     ".json": "application/json",
     ".png": "image/png",
 }
-# Files uploaded at once: a month's 30-odd daily files are each a round trip of waiting on the
-# network (and on the server's checksum), so several share it; the storage client is shared by
-# threads, as google-cloud-storage's own transfer_manager does.
-UPLOAD_THREADS = 8
 
 
 def upload(hook: GCSHook, bucket: str, uploads: dict[str, Path], mime_type: str | None = None) -> list[str]:
-    """Upload each local file to its object name, several at a time; return the ``gs://`` URIs
-    written. The content type is ``mime_type``, or the file's by its suffix (``MIME_TYPES``).
-
-    Through ``GCSHook.upload`` (its connection, retries and lineage) rather than the client's
-    ``transfer_manager``, which would bypass the hook. The first failed upload is raised once the
-    others have ended; what they wrote stays under the caller's staging prefix or is overwritten.
-    """
-
-    def send(item: tuple[str, Path]) -> None:
-        object_name, path = item
+    """Upload each local file to its object name; return the ``gs://`` URIs written. The content
+    type is ``mime_type``, or the file's by its suffix (``MIME_TYPES``)."""
+    for object_name, path in uploads.items():
         kind = mime_type or MIME_TYPES.get(path.suffix, "application/octet-stream")
         hook.upload(bucket_name=bucket, object_name=object_name, filename=str(path), mime_type=kind)
-
-    hook.get_conn()  # one client, made before the threads share it
-    with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(uploads)))) as pool:
-        list(pool.map(send, uploads.items()))
     log.info("Uploaded %d object(s) to gs://%s", len(uploads), bucket)
     return [f"gs://{bucket}/{name}" for name in uploads]
 
