@@ -135,7 +135,12 @@ def run_child(command: list[str], env: dict[str, str]) -> dict:
     """Run a child to completion and return the JSON it prints last (earlier lines are logging)."""
     child = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, check=False)
     if child.returncode != 0:
-        raise RuntimeError(f"{command[:4]} exited with {child.returncode}:\n{child.stderr[-3000:]}")
+        # The whole log is kept: the first error of a chained traceback is often far from the end.
+        log = Path(tempfile.mkstemp(prefix="bench-failed-", suffix=".log")[1])
+        log.write_text(child.stderr)
+        raise RuntimeError(
+            f"{command[:4]} exited with {child.returncode} (its whole log: {log}):\n{child.stderr[-3000:]}"
+        )
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
