@@ -1,11 +1,15 @@
 """The benchmark's inputs, all made from real TLC files in ``data/tlc``, cached outside git.
 
-A full-size month is the real green October 2020 file (95,120 trips, one whole month) repeated
-behind its one header: 75 times makes 7,134,000 trips, about a yellow month's size. Repeating a
-whole month keeps every trip's date inside that month (the few strays the TLC file has stay
-strays), and keeps the value distribution, the cleaning outcome and the gzip ratio of the real
-file. The Parquet inputs repeat the TLC's own January 2024 green file the same way, in row
-groups of up to a million rows, as the TLC writes them.
+A full-size month is the real green October 2020 file (95,120 trips, one whole month) with each
+block of ``BLOCK_ROWS`` consecutive rows repeated 75 times before the next block: 7,134,000
+trips, about a yellow month's size, with a yellow month's trips per day (about 230,000). Repeating
+block by block keeps the file in the time order the TLC writes (a day's trips together, the few
+strays where they were), where repeating the whole month would cycle through the month 75 times,
+as no real file does. Every trip keeps its date, so the value distribution and the cleaning
+outcome are the real file's; a block is larger than gzip's 32 KB window, so its copies compress
+no better than new rows and the gzip ratio stays the real file's too. The Parquet inputs repeat
+the TLC's own January 2024 green file whole, in row groups of up to a million rows, as the TLC
+writes them.
 
 Inputs are written once into ``bench/cache/`` (git-ignored) and reused while their source and
 recipe are unchanged: the 7-million-row month takes about 20 seconds to compress.
@@ -35,19 +39,24 @@ PARQUET_MONTH = Month(2024, 1)
 PARQUET_SOURCE = REPO / "data" / "tlc" / "trip-data" / "green_tripdata_2024-01.parquet"
 # The TLC writes row groups of about a million rows; smaller ones keep the 1x file realistic too.
 PARQUET_ROW_GROUP = 1 << 20
+# Rows repeated together by a block recipe: about 300 KB of CSV, ten times gzip's window.
+BLOCK_ROWS = 2_000
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Which rows of a source make an input: the first ``first_rows`` (None: all), ``repeat`` times."""
+    """Which rows of a source make an input: the first ``first_rows`` (None: all), ``repeat``
+    times; with ``blocks``, each block of ``BLOCK_ROWS`` rows is repeated before the next (CSV)."""
 
     repeat: int = 1
     first_rows: int | None = None
+    blocks: bool = False
 
     @property
     def tag(self) -> str:
         first = f"_first{self.first_rows}" if self.first_rows is not None else ""
-        return f"{first}_x{self.repeat}"
+        blocks = f"_blocks{BLOCK_ROWS}" if self.blocks else ""
+        return f"{first}{blocks}_x{self.repeat}"
 
 
 def _cached(target: Path, source: Path, recipe: Recipe) -> bool:
@@ -80,13 +89,21 @@ def csv_month(recipe: Recipe, folder: Path = CACHE) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(CSV_SOURCE, "rb") as source:
         header = source.readline()
-        body = b"".join(itertools.islice(source, recipe.first_rows))
+        lines = list(itertools.islice(source, recipe.first_rows))
+    step = BLOCK_ROWS if recipe.blocks else len(lines)
+    blocks = [b"".join(lines[start : start + step]) for start in range(0, len(lines), step)]
     # One gzip member, as the mirror's files are; level 6 is gzip's default and the mirror's ratio.
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     with target.open("wb") as sink:
         sink.write(compressor.compress(header))
-        for _ in range(recipe.repeat):
-            sink.write(compressor.compress(body))
+        if recipe.blocks:
+            for block in blocks:
+                for _ in range(recipe.repeat):
+                    sink.write(compressor.compress(block))
+        else:
+            for _ in range(recipe.repeat):
+                for block in blocks:
+                    sink.write(compressor.compress(block))
         sink.write(compressor.flush())
     _stamp(target, CSV_SOURCE, recipe)
     return target

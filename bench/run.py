@@ -91,8 +91,10 @@ class Size:
 
 SIZES = {
     # Every method and every output on slices of the real months, in a few minutes: what CI runs.
-    "smoke": Size(Recipe(1, 5_000), Recipe(1, 2_000), {1: Recipe(1, 3_000), 2: Recipe(2, 3_000)}, 1),
-    "full": Size(Recipe(75), Recipe(1, 22_000), {1: Recipe(1), 10: Recipe(10)}, 3),
+    "smoke": Size(
+        Recipe(2, 5_000, blocks=True), Recipe(1, 2_000), {1: Recipe(1, 3_000), 2: Recipe(2, 3_000)}, 1
+    ),
+    "full": Size(Recipe(75, blocks=True), Recipe(1, 22_000), {1: Recipe(1), 10: Recipe(10)}, 3),
 }
 
 
