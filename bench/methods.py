@@ -41,6 +41,8 @@ def _command(command: list[str], env: dict[str, str] | None = None) -> Work:
     def run() -> None:
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
+            # Airflow logs to stdout: both go to stderr, where bench.run keeps a failed run's log.
+            sys.stderr.write(done.stdout + done.stderr)
             raise RuntimeError(f"{command[:4]} exited with {done.returncode}:\n{done.stderr[-3000:]}")
 
     return Work(run, in_process=False)
