@@ -90,20 +90,16 @@ def csv_month(recipe: Recipe, folder: Path = CACHE) -> Path:
     with gzip.open(CSV_SOURCE, "rb") as source:
         header = source.readline()
         lines = list(itertools.islice(source, recipe.first_rows))
-    step = BLOCK_ROWS if recipe.blocks else len(lines)
+    # Without ``blocks`` the whole body is one block: repeating it in turn repeats the file.
+    step = BLOCK_ROWS if recipe.blocks else max(len(lines), 1)
     blocks = [b"".join(lines[start : start + step]) for start in range(0, len(lines), step)]
     # One gzip member, as the mirror's files are; level 6 is gzip's default and the mirror's ratio.
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     with target.open("wb") as sink:
         sink.write(compressor.compress(header))
-        if recipe.blocks:
-            for block in blocks:
-                for _ in range(recipe.repeat):
-                    sink.write(compressor.compress(block))
-        else:
+        for block in blocks:
             for _ in range(recipe.repeat):
-                for block in blocks:
-                    sink.write(compressor.compress(block))
+                sink.write(compressor.compress(block))
         sink.write(compressor.flush())
     _stamp(target, CSV_SOURCE, recipe)
     return target

@@ -243,9 +243,11 @@ def parquet_table_columns(path: Path) -> sql.Composed:
     )
 
 
-def floor_airflow_env(home: Path) -> dict[str, str]:
-    """An Airflow home of its own for ``bench/dags/``: `airflow dags test` parses one bundle, and
-    pointing the main home's bundle at another folder would mark our DAGs stale between runs."""
+def floor_airflow_env(scratch: Path) -> dict[str, str]:
+    """An Airflow home of its own under ``scratch`` for ``bench/dags/``: `airflow dags test` parses
+    one bundle, and pointing the main home's bundle at another folder would mark our DAGs stale
+    between runs."""
+    home = scratch / "airflow-floor"
     return {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "bench" / "dags")}
 
 
@@ -257,7 +259,7 @@ def build_cases(
     big, small = csv_month(size.big), csv_month(size.small)
     big_kept, small_kept = kept_rows(big), kept_rows(small)
     tripdata = f"{TAXI}_tripdata"
-    floor_env = floor_airflow_env(scratch / "airflow-floor")
+    floor_env = floor_airflow_env(scratch)
 
     def fresh(schema_name: str, create: sql.Composable | None = None) -> Callable[[], None]:
         def reset() -> None:
@@ -571,7 +573,7 @@ def main(argv: list[str] | None = None) -> None:
             stack.gcs_emulator.start()
             server.start()
             env["AIRFLOW_CONN_POSTGRES_DEFAULT"] = server.uri
-            for home in ({}, floor_airflow_env(scratch / "airflow-floor")):
+            for home in ({}, floor_airflow_env(scratch)):
                 migrate = [AIRFLOW, "db", "migrate"]
                 subprocess.run(migrate, env={**env, **home}, check=True, capture_output=True)
             os.environ.update(google_cloud_env(stack.gcs_port, stack.bigquery_port))  # for fresh_bucket
