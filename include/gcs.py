@@ -29,11 +29,11 @@ MIME_TYPES = {
 }
 
 
-def upload(hook: GCSHook, bucket: str, uploads: dict[str, Path], mime_type: str | None = None) -> list[str]:
-    """Upload each local file to its object name; return the ``gs://`` URIs written. The content
-    type is ``mime_type``, or the file's by its suffix (``MIME_TYPES``)."""
+def upload(hook: GCSHook, bucket: str, uploads: dict[str, Path]) -> list[str]:
+    """Upload each local file to its object name, typed by its suffix (``MIME_TYPES``); return the
+    ``gs://`` URIs written."""
     for object_name, path in uploads.items():
-        kind = mime_type or MIME_TYPES.get(path.suffix, "application/octet-stream")
+        kind = MIME_TYPES.get(path.suffix, "application/octet-stream")
         hook.upload(bucket_name=bucket, object_name=object_name, filename=str(path), mime_type=kind)
     log.info("Uploaded %d object(s) to gs://%s", len(uploads), bucket)
     return [f"gs://{bucket}/{name}" for name in uploads]
@@ -45,14 +45,13 @@ def replace_objects(
     prefix: str,
     file_name: str,
     uploads: dict[str, Path],
-    mime_type: str | None = None,
 ) -> list[str]:
     """Upload ``uploads``, then delete the other objects under ``prefix`` named ``file_name``.
 
     ``file_name`` identifies what one source owns inside a shared dataset (e.g. every day's
     ``yellow_tripdata_2021-01.parquet``), so replacing one month never touches another's files.
     """
-    written = upload(hook, bucket, uploads, mime_type)
+    written = upload(hook, bucket, uploads)
     stale = [name for name in owned_objects(hook, bucket, prefix, file_name) if name not in uploads]
     delete(hook, bucket, stale)
     return written

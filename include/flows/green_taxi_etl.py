@@ -154,7 +154,7 @@ def stage_month(request: MonthRequest, hook: GCSHook, bucket: str, staging_prefi
             rejects_file = Path(folder) / f"green_tripdata_{request.month}.csv"
             rejects.write_csv(rejects_file)
             rejects_object = f"{staging_prefix}/rejects/{rejects_file.name}"
-            gcs.upload(hook, bucket, {rejects_object: rejects_file}, "text/csv")
+            gcs.upload(hook, bucket, {rejects_object: rejects_file})
     log.info("green %s: %s", request.month, report.describe())
     staged = {staging_object: report.rows_kept} | (
         {rejects_object: len(rejects.rows)} if rejects_object else {}
@@ -223,7 +223,7 @@ def publish_month(staged: StagedMonth, hook: GCSHook, bucket: str) -> int:
         uploads = {p.object_name(DATASET_PREFIX, PICKUP_DATE, file_name): p.path for p in partitions}
         gcs.replace_objects(hook, bucket, DATASET_PREFIX, file_name, uploads)
         kept = {f"{REJECTS_PREFIX}/{rejects_name}": rejects_file[0]} if rejects_file else {}
-        gcs.replace_objects(hook, bucket, REJECTS_PREFIX, rejects_name, kept, "text/csv")
+        gcs.replace_objects(hook, bucket, REJECTS_PREFIX, rejects_name, kept)
     read = {staged.staging_object: staged.rows_kept} | (
         {staged.rejects_object: staged.rows_rejected} if staged.rejects_object else {}
     )
@@ -279,7 +279,7 @@ def publish_chart(
         first.first_day,
         last.last_day,
     )
-    [uri] = gcs.upload(hook, bucket, {f"{REPORTS_PREFIX}/{name}": path}, "image/png")
+    [uri] = gcs.upload(hook, bucket, {f"{REPORTS_PREFIX}/{name}": path})
     log.info("Trips per pickup day: chart written to %s and %s", path, uri)
     return path, uri
 
