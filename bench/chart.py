@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.chart import BAR_COLOUR, DPI, FLAG_COLOUR
+from include.observing.chart import BAR_COLOUR, DPI, FLAG_COLOUR
 
 TRACK_COLOUR = "#e0e0e0"
 

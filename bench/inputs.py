@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.months import Month
+from include.source.months import Month
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / "cache"

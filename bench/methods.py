@@ -72,8 +72,8 @@ def pipe(params: dict) -> Work:
 
 
 def _request(params: dict):
-    from include.months import Month
-    from include.sources import MonthRequest
+    from include.source.months import Month
+    from include.source.sources import MonthRequest
 
     return MonthRequest(params["taxi"], Month.parse(params["month"]), params["source"], params["url"])
 
@@ -97,13 +97,13 @@ def load(params: dict) -> Work:
 
 def copy(params: dict) -> Work:
     """The month's stream (read, clean, profile) copied into the existing ``schema.table`` with
-    ``include.postgres.copy_batches``, by ``writer``: ``numpy`` (our encoder) or ``adbc``."""
+    ``include.destinations.postgres.copy_batches``, by ``writer``: ``numpy`` (our encoder) or ``adbc``."""
     import psycopg
     from psycopg import sql
 
-    from include.month_file import MonthFile
-    from include.postgres import copy_batches
-    from include.transform import with_source_month
+    from include.destinations.postgres import copy_batches
+    from include.source.month_file import MonthFile
+    from include.source.transform import with_source_month
 
     request = _request(params)
     target = sql.Identifier(params["schema"], params["table"])
@@ -127,7 +127,7 @@ def course(params: dict) -> Work:
     import pandas as pd
     import sqlalchemy
 
-    from include.schema import SOURCE_MONTH_COLUMN, schema_for
+    from include.source.families import SOURCE_MONTH_COLUMN, schema_for
 
     request = _request(params)
     schema = schema_for(params["taxi"])

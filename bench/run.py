@@ -67,9 +67,9 @@ from bench.report import (
     markdown_table,
     method_json,
 )
+from include.destinations.postgres import ensure_table
 from include.flows.taxi_api_to_gcs import profile_object, staging_prefix
-from include.postgres import ensure_table
-from include.schema import schema_for
+from include.source.families import schema_for
 from local_stack.postgres import PostgresServer, server_bin_dir
 from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import serve_in_thread
@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
             **google_cloud_env(stack.gcs_port, stack.bigquery_port),
             "AIRFLOW_VAR_GCS_BUCKET": bucket,
             # `airflow dags test` of a DAG with a deadline fails once the run succeeds (see
-            # include/dag_defaults.py), as in the tests and the demo.
+            # include/flows/defaults.py), as in the tests and the demo.
             "NYC_TAXI_DEADLINES": "off",
         }
         try:

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task, teardown
 
-from include.dag_defaults import DEFAULT_ARGS, LOAD_TIMEOUT
+from include.flows.defaults import DEFAULT_ARGS, LOAD_TIMEOUT
 
 GCP_CONN_ID = "google_cloud_default"
 POSTGRES_CONN_ID = "postgres_default"
@@ -65,8 +65,8 @@ def _staging_prefix(run_id: str) -> str:
 def green_taxi_etl():
     @task
     def list_months(params: dict, dag_run=None) -> list[dict]:
-        from include.months import Month
-        from include.sources import MonthRequest, base_url, runtime_settings
+        from include.source.months import Month
+        from include.source.sources import MonthRequest, base_url, runtime_settings
 
         settings, today = runtime_settings(), dag_run.run_after.date()
         months = sorted(settings.check_month(Month(params["year"], m), today) for m in params["months"])
@@ -78,9 +78,9 @@ def green_taxi_etl():
     def check_sources(requests: list[dict]) -> bool:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        from include.destinations.postgres import pg_schema
         from include.flows.green_taxi_etl import unchanged_since_last_run
-        from include.postgres import pg_schema
-        from include.sources import MonthRequest
+        from include.source.sources import MonthRequest
 
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
             return not unchanged_since_last_run(
@@ -95,7 +95,7 @@ def green_taxi_etl():
         from airflow.sdk import Variable
 
         from include.flows.green_taxi_etl import stage_month
-        from include.sources import MonthRequest
+        from include.source.sources import MonthRequest
 
         staged = stage_month(
             MonthRequest.from_dict(request),
@@ -110,7 +110,7 @@ def green_taxi_etl():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include import gcs
+        from include.destinations import gcs
         from include.flows import green_taxi_etl
 
         objects = [month["staging_object"] for month in staged]
@@ -123,9 +123,10 @@ def green_taxi_etl():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include import gcs, lineage
+        from include.destinations import gcs
+        from include.destinations.postgres import pg_schema
         from include.flows import green_taxi_etl
-        from include.postgres import pg_schema
+        from include.observing import lineage
 
         objects, bucket = [month["staging_object"] for month in staged], Variable.get("gcs_bucket")
         with (
@@ -163,9 +164,9 @@ def green_taxi_etl():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include.chart import DEFAULT_CHART_DIR
+        from include.destinations.postgres import pg_schema
         from include.flows.green_taxi_etl import StagedMonth, publish_chart, record_sources, summary
-        from include.postgres import pg_schema
+        from include.observing.chart import DEFAULT_CHART_DIR
 
         months = [StagedMonth(**month) for month in staged]
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
@@ -188,7 +189,7 @@ def green_taxi_etl():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include import gcs
+        from include.destinations import gcs
 
         gcs.delete_prefix(GCSHook(GCP_CONN_ID), Variable.get("gcs_bucket"), _staging_prefix(run_id))
 

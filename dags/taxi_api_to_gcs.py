@@ -22,20 +22,20 @@ from __future__ import annotations
 
 from airflow.sdk import TaskGroup, dag, task
 
-from include.assets import TAXI_PARQUET
-from include.dag_defaults import (
+from include.flows.assets import TAXI_PARQUET
+from include.flows.defaults import (
     DEFAULT_ARGS,
     LOAD_TIMEOUT,
     MONTHLY_DEADLINE,
     monthly_params,
     monthly_schedule,
 )
-from include.schema import TAXIS
-from include.sensors import WaitForMonthFile
-from include.sources import SourceSettings
+from include.source.families import TAXIS
+from include.source.sensors import WaitForMonthFile
+from include.source.sources import SourceSettings
 
 GCP_CONN_ID = "google_cloud_default"
-SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/sources.py
+SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/source/sources.py
 
 
 @dag(
@@ -54,7 +54,7 @@ def taxi_api_to_gcs():
     def plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
         from dataclasses import asdict
 
-        from include.sources import plan_run, runtime_settings
+        from include.source.sources import plan_run, runtime_settings
 
         return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
 
@@ -66,7 +66,7 @@ def taxi_api_to_gcs():
         from airflow.sdk import Variable
 
         from include.flows.taxi_api_to_gcs import stage
-        from include.sources import MonthRequest, downloaded
+        from include.source.sources import MonthRequest, downloaded
 
         month_request = MonthRequest.from_dict(request)
         with downloaded(month_request.url) as path:
@@ -87,9 +87,9 @@ def taxi_api_to_gcs():
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.sdk import Variable
 
-        from include.alerts import notify_anomalies
+        from include.checks.quality import parse_actions
         from include.flows.taxi_api_to_gcs import StagedExport, check_anomalies
-        from include.quality import parse_actions
+        from include.observing.alerts import notify_anomalies
 
         actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
         anomalies = check_anomalies(GCSHook(GCP_CONN_ID), StagedExport(**staged), actions)

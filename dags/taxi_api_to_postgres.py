@@ -7,7 +7,7 @@ into `{pg_schema}.{taxi}_tripdata`, one task group per family, each independent 
 1. **wait_for_file** skips the family if the run does not load it, then waits — deferred, holding
    no worker slot — until the source has the month's file (a fixed archive fails at once on 404);
 2. **stage** downloads the file, reads it with the family's declared schema, applies the cleaning
-   rules (`include/transform.py`) and COPYs the rows into a staging table of this run's own,
+   rules (`include/source/transform.py`) and COPYs the rows into a staging table of this run's own,
    profiling them on the way (rows per day, nulls, quantiles) into `{taxi}_tripdata_profile`;
    unreadable rows go to the staging rejects with their line and reason;
 3. **audit** (`SQLTableCheckOperator`) checks the staged profile: rows loaded, most rows kept,
@@ -30,20 +30,20 @@ from __future__ import annotations
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
 from airflow.sdk import TaskGroup, dag, task
 
-from include.dag_defaults import (
+from include.checks.quality import MONTH_CHECKS
+from include.flows.defaults import (
     DEFAULT_ARGS,
     LOAD_TIMEOUT,
     MONTHLY_DEADLINE,
     monthly_params,
     monthly_schedule,
 )
-from include.quality import MONTH_CHECKS
-from include.schema import TAXIS
-from include.sensors import WaitForMonthFile
-from include.sources import SourceSettings
+from include.source.families import TAXIS
+from include.source.sensors import WaitForMonthFile
+from include.source.sources import SourceSettings
 
 POSTGRES_CONN_ID = "postgres_default"
-SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/sources.py
+SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/source/sources.py
 
 
 @dag(
@@ -62,7 +62,7 @@ def taxi_api_to_postgres():
     def plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
         from dataclasses import asdict
 
-        from include.sources import plan_run, runtime_settings
+        from include.source.sources import plan_run, runtime_settings
 
         # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
         return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
@@ -73,9 +73,9 @@ def taxi_api_to_postgres():
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        from include.destinations.postgres import pg_schema
         from include.flows.taxi_api_to_postgres import stage
-        from include.postgres import pg_schema
-        from include.sources import MonthRequest, downloaded
+        from include.source.sources import MonthRequest, downloaded
 
         month_request, schema_name = (
             MonthRequest.from_dict(request),
@@ -89,10 +89,10 @@ def taxi_api_to_postgres():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
-        from include.alerts import notify_anomalies
+        from include.checks.quality import parse_actions
+        from include.destinations.postgres import StagedMonth
         from include.flows.taxi_api_to_postgres import check_anomalies
-        from include.postgres import StagedMonth
-        from include.quality import parse_actions
+        from include.observing.alerts import notify_anomalies
 
         actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
@@ -104,8 +104,8 @@ def taxi_api_to_postgres():
     def publish(staged: dict) -> int:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        from include.destinations.postgres import StagedMonth
         from include.flows.taxi_api_to_postgres import publish
-        from include.postgres import StagedMonth
 
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
             return publish(conn, StagedMonth(**staged))
@@ -115,8 +115,8 @@ def taxi_api_to_postgres():
     def drop_staging(request: dict, run_id: str | None = None) -> None:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        from include.postgres import drop_staging, pg_schema, tripdata_table
-        from include.sources import MonthRequest
+        from include.destinations.postgres import drop_staging, pg_schema, tripdata_table
+        from include.source.sources import MonthRequest
 
         month_request = MonthRequest.from_dict(request)
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from include.dag_defaults import DEFAULT_ARGS, daily_schedule, taxis_param
-from include.sources import SourceSettings
+from include.flows.defaults import DEFAULT_ARGS, daily_schedule, taxis_param
+from include.source.sources import SourceSettings
 
 GCP_CONN_ID = "google_cloud_default"
 POSTGRES_CONN_ID = "postgres_default"
-SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/sources.py
+SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/source/sources.py
 
 
 @dag(
@@ -45,7 +45,7 @@ SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include
 def taxi_daily_trips_to_gcs():
     @task
     def plan_day(params: dict, data_interval_start=None) -> list[dict]:
-        from include.months import resolve_day
+        from include.source.months import resolve_day
 
         day = resolve_day(params.get("day"), data_interval_start)
         return [{"taxi": taxi, "day": day.isoformat()} for taxi in params["taxis"]]
@@ -58,8 +58,8 @@ def taxi_daily_trips_to_gcs():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import Variable
 
+        from include.destinations.postgres import pg_schema
         from include.flows.taxi_daily_trips_to_gcs import export_day
-        from include.postgres import pg_schema
 
         hook = PostgresHook(POSTGRES_CONN_ID)
         with hook.get_conn() as conn:

@@ -25,8 +25,8 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from include.assets import TAXI_PARQUET
-from include.dag_defaults import DEFAULT_ARGS, monthly_params
+from include.flows.assets import TAXI_PARQUET
+from include.flows.defaults import DEFAULT_ARGS, monthly_params
 
 GCP_CONN_ID = "google_cloud_default"
 
@@ -35,7 +35,7 @@ def _bigquery():
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from airflow.sdk import Variable
 
-    from include.bigquery import DEFAULT_DATASET, BigQuery
+    from include.destinations.bigquery import DEFAULT_DATASET, BigQuery
 
     location = Variable.get("bq_location", default=None) or None
     hook = BigQueryHook(gcp_conn_id=GCP_CONN_ID, use_legacy_sql=False, location=location)
@@ -72,7 +72,7 @@ def taxi_gcs_to_bigquery():
         from airflow.sdk import Variable
 
         from include.flows.taxi_gcs_to_bigquery import load_zone_lookup, publish_zone_lookup
-        from include.sources import base_url, runtime_settings
+        from include.source.sources import base_url, runtime_settings
 
         source = runtime_settings().source
         zones_url = source.zone_lookup_url(base_url(source))
@@ -83,7 +83,7 @@ def taxi_gcs_to_bigquery():
     @task(pool="bigquery_jobs", map_index_template="{{ taxi }} {{ month }}")
     def load_month(taxi: str, month: str, uri: str) -> dict:
         from include.flows.taxi_gcs_to_bigquery import load_month
-        from include.months import Month
+        from include.source.months import Month
 
         rows = load_month(_bigquery(), taxi, Month.parse(month), uri)
         return {"taxi": taxi, "month": month, "rows": rows}

@@ -1,6 +1,6 @@
 """The errors the flows raise on purpose, one class per way of failing.
 
-The retry policy (``include.dag_defaults.RETRY_POLICY``) decides by these classes, so a task
+The retry policy (``include.flows.defaults.RETRY_POLICY``) decides by these classes, so a task
 retries what may pass (a timeout, a restarted server) and fails at once on what another try
 cannot change (a month that does not exist, a file that cannot be read, a check that refuses
 the data). Kept free of imports so DAG files can name them cheaply.

@@ -14,7 +14,7 @@ serve the same files. Build a folder with
 then serves it with ``local_stack.tlc_server`` (what docker compose's ``tlc-mirror`` runs).
 
 This module and ``fhv_samples`` run in the stand-ins' image too, which has no ``include/``: hence
-the small ``Month`` below rather than ``include.months``.
+the small ``Month`` below rather than ``include.source.months``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import Variable
 from psycopg import sql
 
-from include.postgres import DEFAULT_SCHEMA
-from include.schema import SOURCE_MONTH_COLUMN
+from include.destinations.postgres import DEFAULT_SCHEMA
+from include.source.families import SOURCE_MONTH_COLUMN
 
 
 def month_row_counts(conn: psycopg.Connection, schema_name: str, table: str) -> dict[date, int]:
@@ -83,7 +83,7 @@ def bigquery_report() -> list[str]:
     """Tables of the BigQuery dataset with their row counts."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
-    from include.bigquery import DEFAULT_DATASET, BigQuery
+    from include.destinations.bigquery import DEFAULT_DATASET, BigQuery
 
     bq = BigQuery(BigQueryHook("google_cloud_default"), Variable.get("bq_dataset", default=DEFAULT_DATASET))
     lines = [f"BigQuery {bq.project}.{bq.dataset}:"]
@@ -97,7 +97,7 @@ def charts_report() -> list[str]:
     """The trips-per-day charts the check and summary tasks drew (PNG files)."""
     from pathlib import Path
 
-    from include.chart import DEFAULT_CHART_DIR
+    from include.observing.chart import DEFAULT_CHART_DIR
 
     folder = Path(Variable.get("chart_dir", default=DEFAULT_CHART_DIR))
     charts = sorted(folder.glob("*.png")) if folder.is_dir() else []

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.alerts import DEFAULT_DEADLINE_SECONDS
+from include.observing.alerts import DEFAULT_DEADLINE_SECONDS
 from local_stack import mirror
 from local_stack.postgres import METADATA_DATABASE, PostgresServer
 
@@ -233,7 +233,7 @@ class Stack:
             "AIRFLOW_VAR_TAXI_LAST_MONTH": str(mirror.LOCAL_MONTHS[1]),
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
             # alerts: a monthly run's deadline; the shell's `airflow dags test` runs go without
-            # deadlines, which Airflow 3.3.2's `dags test` cannot run (see include/dag_defaults.py).
+            # deadlines, which Airflow 3.3.2's `dags test` cannot run (see include/flows/defaults.py).
             "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
             "NYC_TAXI_DEADLINES": "off",
             **google_cloud_env(self.gcs_port, self.bigquery_port),
@@ -248,7 +248,7 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # Lineage stays off until AIRFLOW__OPENLINEAGE__TRANSPORT is set; then our tasks' reports go out.
-        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.lineage.ReportedLineageExtractor",
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.observing.lineage.ReportedLineageExtractor",
         # Arrow's jemalloc hands freed memory back where its default (mimalloc) keeps it: see the Dockerfile.
         "ARROW_DEFAULT_MEMORY_POOL": "jemalloc",
         "PYTHONPATH": str(REPO),

@@ -2,7 +2,7 @@
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.timetables import CronDataIntervalsUntil
+from include.flows.timetables import CronDataIntervalsUntil
 
 
 class NycTaxiTimetablesPlugin(AirflowPlugin):

@@ -1,5 +1,5 @@
-"""The "Taxi results" view: the results app (``include/results_app.py``) mounted in the api-server at
-``/taxi-results``, and an entry in the UI's navigation that shows it inside the UI.
+"""The "Taxi results" view: the results app (``include/observing/results_app.py``) mounted in the
+api-server at ``/taxi-results``, and an entry in the UI's navigation that shows it inside the UI.
 
 Airflow imports every file of ``plugins/`` in every component, task runs included, so this one
 imports nothing heavy: the app (FastAPI routes, psycopg, matplotlib on demand) is imported only
@@ -32,6 +32,6 @@ class TaxiResultsPlugin(AirflowPlugin):
 
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        from include.results_app import app
+        from include.observing.results_app import app
 
         return [{"app": app, "url_prefix": URL_PREFIX, "name": "Taxi results"}]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from include.alerts import DEFAULT_DEADLINE_SECONDS
+from include.observing.alerts import DEFAULT_DEADLINE_SECONDS
 from local_stack.mirror import build as build_mirror
 from local_stack.postgres import PostgresServer
 from local_stack.stack import LOCAL_PROJECT, POOLS_FILE, Stack, airflow_env, free_port, google_cloud_env
@@ -148,9 +148,9 @@ def dag_environment(postgres: PostgresServer, base_url: str, schema: str, chart_
         "AIRFLOW_VAR_TLC_BASE_URL": base_url,
         "AIRFLOW_VAR_PG_SCHEMA": schema,
         "AIRFLOW_VAR_CHART_DIR": str(chart_dir),
-        # The monthly DAGs' deadline (include/dag_defaults.py), read when the DAG files are parsed.
+        # The monthly DAGs' deadline (include/flows/defaults.py), read when the DAG files are parsed.
         "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
-        # For `airflow dags test` (include/dag_defaults.py); Airflow's own processes turn them on.
+        # For `airflow dags test` (include/flows/defaults.py); Airflow's own processes turn them on.
         "NYC_TAXI_DEADLINES": "off",
     }
 

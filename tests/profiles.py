@@ -1,6 +1,6 @@
 """Profile rows as the loads write them (``{schema}.{taxi}_tripdata_profile``), for the results tests.
 
-The tests create the tables with the loads' own DDL (``include.postgres.PROFILE_DDL``) and insert
+The tests create the tables with the loads' own DDL (``include.destinations.postgres.PROFILE_DDL``) and insert
 the rows the results view must show.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from include.postgres import PROFILE_DDL
+from include.destinations.postgres import PROFILE_DDL
 
 T0 = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
 

@@ -23,16 +23,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from include import gcs, lineage, postgres
-from include.chart import write_trips_per_day_chart
-from include.download import FileVersion, current_version, download
+from include.destinations import gcs, postgres
+from include.destinations.parquet import write_daily_partitions, write_parquet
 from include.errors import DataQualityError
-from include.extract import Rejects, iter_batches
-from include.months import Month
-from include.parquet import write_daily_partitions, write_parquet
-from include.schema import schema_for
-from include.sources import MonthRequest
-from include.transform import GREEN_ETL_RULES, CleaningReport, add_pickup_date, clean
+from include.observing import lineage
+from include.observing.chart import write_trips_per_day_chart
+from include.source.download import FileVersion, current_version, download
+from include.source.extract import Rejects, iter_batches
+from include.source.families import schema_for
+from include.source.months import Month
+from include.source.sources import MonthRequest
+from include.source.transform import GREEN_ETL_RULES, CleaningReport, add_pickup_date, clean
 
 if TYPE_CHECKING:
     import psycopg

@@ -29,13 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include import gcs, lineage
-from include.errors import DataQualityError
-from include.month_file import MonthFile
-from include.months import Month
-from include.parquet import DailyPartitionWriter, write_parquet
-from include.profile import MonthProfile
-from include.quality import (
+from include.checks.profile import MonthProfile
+from include.checks.quality import (
     HISTORY_MONTHS,
     MONTH_CHECKS,
     Action,
@@ -44,8 +39,14 @@ from include.quality import (
     find_anomalies,
     judge,
 )
-from include.sources import MonthRequest
-from include.transform import with_source_month
+from include.destinations import gcs
+from include.destinations.parquet import DailyPartitionWriter, write_parquet
+from include.errors import DataQualityError
+from include.observing import lineage
+from include.source.month_file import MonthFile
+from include.source.months import Month
+from include.source.sources import MonthRequest
+from include.source.transform import with_source_month
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -179,7 +180,7 @@ def _month_profile(values: dict) -> MonthProfile:
 
 
 def audit(hook: GCSHook, staged: StagedExport) -> None:
-    """Fail before publishing unless the staged profile passes ``include.quality.MONTH_CHECKS``."""
+    """Fail before publishing unless the staged profile passes ``include.checks.quality.MONTH_CHECKS``."""
     profile = _month_profile(
         _read_profile(hook, staged.bucket, staged.staged(profile_object(staged.taxi, staged.month)))
     )

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import psycopg
 
-from include import lineage, postgres
-from include.month_file import MonthFile
-from include.months import Month
-from include.quality import HISTORY_MONTHS, Action, Anomaly, find_anomalies, judge
-from include.sources import MonthRequest
+from include.checks.quality import HISTORY_MONTHS, Action, Anomaly, find_anomalies, judge
+from include.destinations import postgres
+from include.observing import lineage
+from include.source.month_file import MonthFile
+from include.source.months import Month
+from include.source.sources import MonthRequest
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def stage(
 ) -> postgres.StagedMonth:
     """Stream a downloaded month through the cleaning rules into this run's staging table.
 
-    The rows are profiled on the way in (``include.profile``); unreadable rows go to the staging
+    The rows are profiled on the way in (``include.checks.profile``); unreadable rows go to the staging
     rejects table with their line and reason. Nothing is visible in ``{taxi}_tripdata`` yet.
     """
     month_file = MonthFile(path, request)

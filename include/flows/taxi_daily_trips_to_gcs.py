@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from include import gcs, lineage, postgres
+from include.destinations import gcs, postgres
+from include.destinations.parquet import write_parquet
 from include.errors import MonthNotLoadedError
-from include.months import Month
-from include.parquet import write_parquet
-from include.schema import schema_for
+from include.observing import lineage
+from include.source.families import schema_for
+from include.source.months import Month
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook

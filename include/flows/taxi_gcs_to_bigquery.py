@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from include import gcs, lineage
-from include.bigquery import BigQuery, month_partition
-from include.download import download
+from include.destinations import gcs
+from include.destinations.bigquery import BigQuery, month_partition
+from include.destinations.parquet import write_parquet
 from include.errors import InvalidParamsError
-from include.months import Month
-from include.parquet import write_parquet
-from include.schema import SOURCE_MONTH_COLUMN, TAXIS, TaxiSchema, schema_for
+from include.observing import lineage
+from include.source.download import download
+from include.source.families import SOURCE_MONTH_COLUMN, TAXIS, TaxiSchema, schema_for
+from include.source.months import Month
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook

@@ -208,7 +208,7 @@ def postgres_rows_per_month(stack: Stack, schema: str, taxis: Iterable[str]) -> 
     import psycopg
     from psycopg import sql
 
-    from include.postgres import tripdata_table
+    from include.destinations.postgres import tripdata_table
 
     port = stack.published("taxi-postgres", 5432).rsplit(":", 1)[1]
     env = stack.env

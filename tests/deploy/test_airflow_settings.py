@@ -24,8 +24,8 @@ CONNECTION = re.compile(r"""\b\w*(?:CONN_ID|conn_id)\b\s*(?::[^=\n]+)?=\s*["']([
 # The contract of the DAGs (issue 6): what the scan must find, and what must be there regardless.
 KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default", "smtp_default"}
 KNOWN_VARIABLES = {"pg_schema", "gcs_bucket", "alert_email", "anomaly_actions", "source_wait_seconds"}
-# Read under names the scan cannot see: the source's settings (include/sources.py, some at parse
-# time from the environment) and the deadline (include/dag_defaults.py, at parse time).
+# Read under names the scan cannot see: the source's settings (include/source/sources.py, some at parse
+# time from the environment) and the deadline (include/flows/defaults.py, at parse time).
 CONTRACT_VARIABLES = KNOWN_VARIABLES | {
     "bq_dataset",
     "bq_location",

@@ -15,7 +15,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from include.months import Month
+from include.source.months import Month
 from local_stack.airflow_ui import AirflowUI
 from local_stack.postgres import PostgresServer
 from local_stack.stack import REPO

@@ -28,10 +28,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from include.chart import HEIGHT_PX, WIDTH_PX
-from include.months import Month
-from include.postgres import trips_per_day
-from include.schema import schema_for
+from include.destinations.postgres import trips_per_day
+from include.observing.chart import HEIGHT_PX, WIDTH_PX
+from include.source.families import schema_for
+from include.source.months import Month
 from local_stack.airflow_ui import USERNAME, AirflowUI
 from local_stack.report import month_row_counts
 from tests import expected

@@ -1,4 +1,4 @@
-"""``include.bigquery`` against the BigQuery stand-in: month partitions replaced by load jobs."""
+"""``include.destinations.bigquery`` against the BigQuery stand-in: month partitions replaced by load jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from google.api_core.exceptions import BadRequest
 
-from include.bigquery import BigQuery
+from include.destinations.bigquery import BigQuery
 from tests.bigquery_inputs import rows, table_state, upload_parquet
 
 pytestmark = pytest.mark.integration

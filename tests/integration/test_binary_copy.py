@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from include import binary_copy
-from include.postgres import copy_batches, ensure_table
+from include.destinations import binary_copy
+from include.destinations.postgres import copy_batches, ensure_table
 
 pytestmark = pytest.mark.integration
 

@@ -1,10 +1,10 @@
-"""``include.gcs`` through ``GCSHook`` against the GCS stand-in."""
+"""``include.destinations.gcs`` through ``GCSHook`` against the GCS stand-in."""
 
 from pathlib import Path
 
 import pytest
 
-from include import gcs
+from include.destinations import gcs
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from include.schema import schema_for
+from include.source.families import schema_for
 from local_stack.stack import LOCAL_PROJECT, free_port
 from tests.samples import GREEN_2020_10, read_with_pandas
 
@@ -109,13 +109,13 @@ def landed(postgres, tlc_base_url, cloud_stack, airflow_db, tmp_path_factory) ->
         "AIRFLOW_VAR_GCS_BUCKET": bucket,
         "AIRFLOW_VAR_BQ_DATASET": dataset,
         "AIRFLOW_VAR_CHART_DIR": str(tmp_path_factory.mktemp("charts")),
-        "NYC_TAXI_DEADLINES": "off",  # `airflow dags test` cannot run deadlines (include/dag_defaults.py)
+        "NYC_TAXI_DEADLINES": "off",  # `airflow dags test` cannot run deadlines (include/flows/defaults.py)
         # The configuration the README documents: the HTTP transport, a namespace, our extractor.
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "http", "url": receiver.url, "endpoint": "api/v1/lineage"}
         ),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": JOB_NAMESPACE,
-        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.lineage.ReportedLineageExtractor",
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.observing.lineage.ReportedLineageExtractor",
     }
     try:
         for dag_id, conf in RUNS.items():

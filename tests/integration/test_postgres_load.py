@@ -1,4 +1,4 @@
-"""Write-audit-publish in ``include.postgres`` against the real local Postgres."""
+"""Write-audit-publish in ``include.destinations.postgres`` against the real local Postgres."""
 
 import threading
 
@@ -6,14 +6,14 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from include import postgres as warehouse
+from include.checks.profile import MonthProfile
+from include.destinations import postgres as warehouse
 from include.errors import InvalidParamsError
-from include.extract import Rejects, iter_batches
 from include.flows.taxi_api_to_postgres import publish, stage
-from include.months import Month
-from include.profile import MonthProfile
-from include.schema import schema_for
-from include.sources import SOURCES, MonthRequest
+from include.source.extract import Rejects, iter_batches
+from include.source.families import schema_for
+from include.source.months import Month
+from include.source.sources import SOURCES, MonthRequest
 from local_stack.report import month_row_counts
 from tests import expected
 from tests.samples import YELLOW_2021_01

@@ -17,7 +17,7 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from include.chart import BAR_COLOUR, FLAG_COLOUR, FLAG_SHADE, HEIGHT_PX, WIDTH_PX
+from include.observing.chart import BAR_COLOUR, FLAG_COLOUR, FLAG_SHADE, HEIGHT_PX, WIDTH_PX
 from local_stack.postgres import PostgresServer
 from local_stack.stack import REPO
 from tests.png import bars, mask, pixels

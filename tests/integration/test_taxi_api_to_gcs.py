@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.schema import schema_for
+from include.source.families import schema_for
 from tests import expected
 from tests.samples import GREEN_2020_10, YELLOW_2021_01
 

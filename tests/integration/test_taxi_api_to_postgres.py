@@ -197,7 +197,7 @@ def expected_parquet_moved_to(month: str, destination):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from include.months import Month
+    from include.source.months import Month
 
     table = pq.read_table(GREEN_2024_01_PARQUET)
     shift = pa.scalar(Month.parse(month).start - Month(2024, 1).start, pa.duration("us"))

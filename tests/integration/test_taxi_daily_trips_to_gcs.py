@@ -6,7 +6,7 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from include.schema import schema_for
+from include.source.families import schema_for
 from tests import expected
 from tests.samples import YELLOW_2021_01
 
@@ -58,8 +58,8 @@ def test_a_day_of_a_month_never_loaded_fails_naming_the_flow_to_run(run_dag, gcs
 def test_a_scheduled_day_is_its_midnight_interval():
     from datetime import datetime, timezone
 
-    from include.dag_defaults import daily_schedule
-    from include.sources import SourceSettings
+    from include.flows.defaults import daily_schedule
+    from include.source.sources import SourceSettings
 
     interval = daily_schedule(SourceSettings.from_values("mirror")).infer_manual_data_interval(
         run_after=datetime(2021, 1, 6, 6, 0, tzinfo=timezone.utc)

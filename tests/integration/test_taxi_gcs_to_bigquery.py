@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from include.bigquery import BigQuery
+from include.destinations.bigquery import BigQuery
 from include.flows.taxi_gcs_to_bigquery import (
     build_daily_summary,
     load_month,
@@ -24,8 +24,8 @@ from include.flows.taxi_gcs_to_bigquery import (
     publish_zone_lookup,
     table_columns,
 )
-from include.months import Month
-from include.schema import schema_for
+from include.source.families import schema_for
+from include.source.months import Month
 from local_stack.tlc_server import SAMPLES
 from tests.bigquery_inputs import rows, sample_as_published, table_state, upload_parquet
 from tests.samples import GREEN_2020_10, YELLOW_2021_01, read_with_pandas

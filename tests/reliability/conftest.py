@@ -27,13 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include import postgres
+from include.checks.quality import Action, failed_checks
+from include.destinations import postgres
 from include.errors import DataQualityError
 from include.flows import taxi_api_to_gcs as gcs_flow
 from include.flows import taxi_api_to_postgres as postgres_flow
-from include.months import Month
-from include.quality import Action, failed_checks
-from include.sources import SOURCES, MonthRequest, downloaded
+from include.source.months import Month
+from include.source.sources import SOURCES, MonthRequest, downloaded
 from local_stack.tlc_server import SAMPLES
 from tests.reliability.fault_server import FaultyMirror, faulty_mirror
 from tests.samples import GREEN_2020_10, GREEN_2024_01_PARQUET
@@ -65,7 +65,7 @@ def new_run_id() -> str:
 
 
 def audit_profile(profile) -> None:
-    """The audit's statements (``include.quality.MONTH_CHECKS``) on a staged profile; in the DAG,
+    """The audit's statements (``include.checks.quality.MONTH_CHECKS``) on a staged profile; in the DAG,
     ``SQLTableCheckOperator`` evaluates the same statements on the profile row."""
     failed = failed_checks(profile)
     if failed:

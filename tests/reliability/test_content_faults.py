@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.errors import DataQualityError, InvalidFileError
-from include.months import Month
+from include.source.months import Month
 from tests.reliability.conftest import (
     DECEMBER,
     DECEMBER_PATH,
@@ -75,7 +75,7 @@ def test_a_missing_declared_column_loads_as_nulls_and_is_reported(
     mirror, pg_conn, pg_schema, gcs_hook, gcs_bucket, storage_client, caplog
 ):
     mirror.replace(OCTOBER_PATH, edited_sample(_drop_column("trip_distance")))
-    with caplog.at_level(logging.INFO, logger="include.extract"):
+    with caplog.at_level(logging.INFO, logger="include.source.extract"):
         staged = load_to_postgres(mirror.url, pg_conn, pg_schema)
         export_to_gcs(mirror.url, gcs_hook, gcs_bucket)
 
@@ -105,7 +105,7 @@ def test_a_missing_column_is_flagged_against_earlier_months(mirror, pg_conn, pg_
     mirror.replace(
         DECEMBER_PATH, edited_sample(lambda rows: _drop_column("trip_distance")(as_december(rows)))
     )
-    with caplog.at_level(logging.WARNING, logger="include.quality"):
+    with caplog.at_level(logging.WARNING, logger="include.checks.quality"):
         staged = load_to_postgres(mirror.url, pg_conn, pg_schema, month=DECEMBER)
 
     flags = profile_of_run(pg_conn, pg_schema, "green", staged.run_id)["anomalies"]
@@ -139,7 +139,7 @@ def test_an_extra_column_is_ignored_with_a_warning(mirror, pg_conn, pg_schema, c
         return [rows[0] + ["airport_fee"]] + [[*row, "1.25"] for row in rows[1:]]
 
     mirror.replace(OCTOBER_PATH, edited_sample(add_airport_fee))
-    with caplog.at_level(logging.WARNING, logger="include.extract"):
+    with caplog.at_level(logging.WARNING, logger="include.source.extract"):
         load_to_postgres(mirror.url, pg_conn, pg_schema)
 
     assert f"{FILE}: ignoring column(s) not in the declared schema: ['airport_fee']" in caplog.text
@@ -164,7 +164,7 @@ def test_a_byte_order_mark_and_the_header_case_change_nothing(mirror, pg_conn, p
 
     mirror.replace(OCTOBER_PATH, edited_sample(bom_and_lower_case))
     assert gzip.decompress(mirror.content(OCTOBER_PATH)).startswith(b"\xef\xbb\xbfvendorid,")
-    with caplog.at_level(logging.INFO, logger="include.extract"):
+    with caplog.at_level(logging.INFO, logger="include.source.extract"):
         load_to_postgres(mirror.url, pg_conn, pg_schema)
 
     assert postgres_state(pg_conn, pg_schema, with_runs=False) == one_good_load
@@ -175,7 +175,7 @@ def test_a_byte_order_mark_and_the_header_case_change_nothing(mirror, pg_conn, p
 
 
 def test_the_2019_fhv_header_is_matched_by_case_and_reported(mirror, pg_conn, pg_schema, caplog):
-    with caplog.at_level(logging.INFO, logger="include.extract"):
+    with caplog.at_level(logging.INFO, logger="include.source.extract"):
         load_to_postgres(mirror.url, pg_conn, pg_schema, "fhv", Month(2019, 1))
 
     assert (

@@ -14,10 +14,10 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from include import postgres as warehouse
-from include.dag_defaults import RETRY_POLICY
+from include.destinations import postgres as warehouse
 from include.flows import taxi_api_to_postgres as postgres_flow
-from include.sources import downloaded
+from include.flows.defaults import RETRY_POLICY
+from include.source.sources import downloaded
 from local_stack.stack import LOCAL_BUCKET, LOCAL_PROJECT, Stack, free_port, google_cloud_env
 from tests.reliability.conftest import (
     DECEMBER,
@@ -244,9 +244,9 @@ def test_a_failed_bigquery_load_leaves_the_month_as_it_was(
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.api_core.exceptions import GoogleAPICallError
 
-    from include.bigquery import BigQuery
+    from include.destinations.bigquery import BigQuery
     from include.flows.taxi_gcs_to_bigquery import load_month, monthly_table, table_columns
-    from include.schema import schema_for
+    from include.source.families import schema_for
     from tests.bigquery_inputs import sample_as_published, upload_parquet
     from tests.bigquery_inputs import table_state as bigquery_state
     from tests.samples import GREEN_2020_10

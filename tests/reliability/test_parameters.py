@@ -108,7 +108,7 @@ def test_a_crafted_schema_name_is_rejected_before_any_sql(run_dag, mirror, mirro
 def test_a_crafted_bigquery_dataset_name_is_rejected_before_any_query(cloud_stack, dataset):
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
-    from include.bigquery import BigQuery
+    from include.destinations.bigquery import BigQuery
 
     with pytest.raises(ValueError, match="is not a valid BigQuery name"):
         BigQuery(BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False), dataset)

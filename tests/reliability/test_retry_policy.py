@@ -1,4 +1,4 @@
-"""The retry policy (``include.dag_defaults.RETRY_POLICY``) in real DAG runs: what fails at once, what
+"""The retry policy (``include.flows.defaults.RETRY_POLICY``) in real DAG runs: what fails at once, what
 Airflow retries.
 
 A month that is not published, or a source that refuses access, fails its task on the first try
@@ -30,7 +30,7 @@ OCTOBER_RUN = {"taxis": ["green"], "month": "2020-10"}
 DOWNLOAD_ATTEMPTS = 5
 RETRIED = re.compile(
     r"Retry policy decision\s+\[task\] action=retry"
-)  # include.download.download: the first request and 4 retries
+)  # include.source.download.download: the first request and 4 retries
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,7 @@ def test_transient_faults_are_retried_with_backoff_and_load_the_month_once(
 
     mirror.script(OCTOBER_PATH, *faults)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="include.download"):
+    with caplog.at_level(logging.WARNING, logger="include.source.download"):
         load_to_postgres(mirror.url, pg_conn, pg_schema, read_timeout=0.5, backoff_seconds=0.2)
 
     assert mirror.count(OCTOBER_PATH) - requests_before == len(faults) + 1

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
-from include.months import Month
+from include.source.months import Month
 from local_stack.report import month_row_counts
 from local_stack.stack import LOCAL_PROJECT
 from tests import expected

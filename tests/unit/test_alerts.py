@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from include.alerts import first_line, run_month
 from include.errors import SourceNotPublishedError
+from include.observing.alerts import first_line, run_month
 
 
 def test_the_month_param_wins_over_the_data_interval():

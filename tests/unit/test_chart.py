@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from include.chart import (
+from include.observing.chart import (
     BAR_COLOUR,
     FLAG_COLOUR,
     FLAG_SHADE,

@@ -4,10 +4,10 @@ from typing import ClassVar
 
 import pytest
 
-from include.download import current_version, download
 from include.errors import SourceAccessDeniedError, SourceNotPublishedError, TransientDownloadError
-from include.months import Month
-from include.sources import SOURCES
+from include.source.download import current_version, download
+from include.source.months import Month
+from include.source.sources import SOURCES
 from tests.samples import GREEN_2024_01_PARQUET, YELLOW_2021_01
 
 MIRROR, TLC = SOURCES["mirror"], SOURCES["tlc"]

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.errors import InvalidFileError
-from include.extract import Rejects, iter_batches
-from include.schema import schema_for
+from include.source.extract import Rejects, iter_batches
+from include.source.families import schema_for
 from tests.samples import (
     FHV_2019_01,
     FHV_2021_01,
@@ -54,7 +54,7 @@ def _without_field(lines: list[str], index: int) -> list[str]:
 def test_a_column_the_file_lacks_loads_as_nulls_and_is_reported(tmp_path, caplog):
     lines = _without_field(head_lines(YELLOW_2021_01, 20), 17)  # congestion_surcharge
     path = write_csv(tmp_path, "yellow_tripdata_2018-01.csv.gz", lines)
-    with caplog.at_level(logging.INFO, logger="include.extract"):
+    with caplog.at_level(logging.INFO, logger="include.source.extract"):
         batch = next(iter_batches(path, schema_for("yellow")))
     assert batch.schema == schema_for("yellow").arrow_schema
     assert batch.column("congestion_surcharge").null_count == batch.num_rows == 19
@@ -75,7 +75,7 @@ def test_an_extra_column_is_reported_and_left_out(tmp_path, caplog):
     lines = head_lines(YELLOW_2021_01, 20)
     lines = [lines[0].rstrip("\n") + ",surge_fee\n"] + [line.rstrip("\n") + ",1.25\n" for line in lines[1:]]
     path = write_csv(tmp_path, "yellow_tripdata_2021-01.csv.gz", lines)
-    with caplog.at_level(logging.WARNING, logger="include.extract"):
+    with caplog.at_level(logging.WARNING, logger="include.source.extract"):
         batch = next(iter_batches(path, schema_for("yellow")))
     assert batch.schema == schema_for("yellow").arrow_schema
     assert batch.num_rows == 19
@@ -89,14 +89,14 @@ def test_a_byte_order_mark_and_the_header_s_case_change_nothing(tmp_path, caplog
     )
     lines[0] = "\ufeff" + lines[0].lower()
     path = write_csv(tmp_path, "green_tripdata_2020-10.csv.gz", lines)
-    with caplog.at_level(logging.INFO, logger="include.extract"):
+    with caplog.at_level(logging.INFO, logger="include.source.extract"):
         marked = pa.Table.from_batches(list(iter_batches(path, schema_for("green"))))
     assert marked.equals(plain)
     assert "matched column(s) by case or an older spelling: vendorid → vendor_id" in caplog.text
 
 
 def test_fhv_headers_of_both_eras_read_alike(caplog):
-    with caplog.at_level(logging.INFO, logger="include.extract"):
+    with caplog.at_level(logging.INFO, logger="include.source.extract"):
         old, new = (
             pa.Table.from_batches(list(iter_batches(path, schema_for("fhv"))))
             for path in (FHV_2019_01, FHV_2021_01)
@@ -229,14 +229,14 @@ def test_a_file_that_is_not_a_tlc_csv_fails_naming_it(tmp_path, content, message
 
 
 def test_reading_logs_rows_rate_and_time_left_at_a_steady_pace(caplog):
-    with caplog.at_level(logging.INFO, logger="include.progress"):
+    with caplog.at_level(logging.INFO, logger="include.observing.progress"):
         rows = sum(
             batch.num_rows
             for batch in iter_batches(
                 YELLOW_2021_01, schema_for("yellow"), block_bytes=256 << 10, progress_every_seconds=0
             )
         )
-    lines = [record.getMessage() for record in caplog.records if record.name == "include.progress"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "include.observing.progress"]
     *lines, last = lines
     assert len(lines) > 1
     size_mb = f"{YELLOW_2021_01.stat().st_size / 1e6:.1f} MB"

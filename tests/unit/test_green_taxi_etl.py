@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from include.destinations.parquet import write_parquet
 from include.errors import DataQualityError
-from include.extract import iter_batches
 from include.flows.green_taxi_etl import (
     OUTPUT_SCHEMA,
     assert_invariants,
@@ -13,9 +13,9 @@ from include.flows.green_taxi_etl import (
     transform,
     vendor_violations,
 )
-from include.parquet import write_parquet
-from include.schema import schema_for
-from include.transform import CleaningReport
+from include.source.extract import iter_batches
+from include.source.families import schema_for
+from include.source.transform import CleaningReport
 from tests.samples import GREEN_2020_10, read_with_pandas
 
 

@@ -1,4 +1,5 @@
-"""``include.lineage``: dataset names by OpenLineage's conventions, and the facets row counts become.
+"""``include.observing.lineage``: dataset names by OpenLineage's conventions, and the facets row
+counts become.
 
 The events themselves are checked end to end in tests/integration/test_lineage.py.
 """
@@ -13,7 +14,7 @@ from airflow.providers.openlineage import conf as openlineage_conf
 from airflow.sdk.execution_time.context import set_current_context
 from openlineage.client.serde import Serde
 
-from include import lineage
+from include.observing import lineage
 
 
 def test_a_source_file_is_named_by_its_scheme_host_and_port_and_its_path():
@@ -73,7 +74,9 @@ def test_lineage_on_without_the_extractor_registered_says_how_to_register_it(lin
     monkeypatch.delenv("AIRFLOW__OPENLINEAGE__EXTRACTORS", raising=False)
     lineage.report([lineage.source_file("http://host/a.csv.gz")])
 
-    assert "AIRFLOW__OPENLINEAGE__EXTRACTORS=include.lineage.ReportedLineageExtractor" in caplog.text
+    assert (
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS=include.observing.lineage.ReportedLineageExtractor" in caplog.text
+    )
 
 
 def test_a_task_that_reported_nothing_gets_an_empty_lineage_so_the_hooks_lineage_is_used():

@@ -2,7 +2,7 @@ from datetime import datetime
 
 import pytest
 
-from include.months import Month, resolve_month
+from include.source.months import Month, resolve_month
 
 
 def test_parse_and_format_round_trip():

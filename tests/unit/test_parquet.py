@@ -7,11 +7,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from include.extract import iter_batches
-from include.months import Month
-from include.parquet import DailyPartitionWriter, write_daily_partitions, write_parquet
-from include.schema import schema_for
-from include.transform import MONTHLY_RULES, CleaningReport, clean, with_source_month
+from include.destinations.parquet import DailyPartitionWriter, write_daily_partitions, write_parquet
+from include.source.extract import iter_batches
+from include.source.families import schema_for
+from include.source.months import Month
+from include.source.transform import MONTHLY_RULES, CleaningReport, clean, with_source_month
 from tests import expected
 from tests.samples import GREEN_2020_10
 

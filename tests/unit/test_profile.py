@@ -4,11 +4,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from include.extract import iter_batches
-from include.months import Month
-from include.profile import Profiler
-from include.schema import schema_for
-from include.transform import MONTHLY_RULES, CleaningReport, clean
+from include.checks.profile import Profiler
+from include.source.extract import iter_batches
+from include.source.families import schema_for
+from include.source.months import Month
+from include.source.transform import MONTHLY_RULES, CleaningReport, clean
 from tests.samples import FHV_2021_01, GREEN_2020_10, read_with_pandas
 
 OCTOBER = Month(2020, 10)

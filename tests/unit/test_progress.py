@@ -1,7 +1,7 @@
 import logging
 import re
 
-from include.progress import Progress
+from include.observing.progress import Progress
 
 
 def test_describes_done_rate_and_time_left():
@@ -20,14 +20,14 @@ def test_without_a_total_there_is_no_estimate():
 
 def test_logs_at_most_once_per_interval(caplog):
     progress = Progress("Reading f", total_bytes=100, every_seconds=3600)
-    with caplog.at_level(logging.INFO, logger="include.progress"):
+    with caplog.at_level(logging.INFO, logger="include.observing.progress"):
         for done in range(100):
             progress.update(done)
     assert caplog.records == []
 
 
 def test_finish_logs_the_totals_and_average_rates(caplog):
-    with caplog.at_level(logging.INFO, logger="include.progress"):
+    with caplog.at_level(logging.INFO, logger="include.observing.progress"):
         Progress("Reading f", total_bytes=2_000_000, every_seconds=3600).finish(2_000_000, 1_000)
     [line] = [record.getMessage() for record in caplog.records]
     assert re.fullmatch(

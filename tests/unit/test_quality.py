@@ -13,13 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from include.checks.profile import MonthProfile, Profiler
+from include.checks.quality import MONTH_CHECKS, failed_checks, find_anomalies, judge, parse_actions
 from include.errors import DataQualityError, InvalidParamsError
-from include.extract import iter_batches
-from include.months import Month
-from include.profile import MonthProfile, Profiler
-from include.quality import MONTH_CHECKS, failed_checks, find_anomalies, judge, parse_actions
-from include.schema import schema_for
-from include.transform import MONTHLY_RULES, CleaningReport, clean
+from include.source.extract import iter_batches
+from include.source.families import schema_for
+from include.source.months import Month
+from include.source.transform import MONTHLY_RULES, CleaningReport, clean
 from tests.samples import GREEN_2020_10
 
 # Rows of the mirror's green_tripdata_2020-MM.csv.gz files (the year sums to 1,734,051).
@@ -77,7 +77,10 @@ def test_an_ordinary_month_is_not_flagged(october):
 def test_the_flag_names_the_feature_value_range_and_says_anomaly(october, caplog):
     march, april = green_2020(october, 3), green_2020(october, 4)
     anomalies = find_anomalies(april, [march], parse_actions({"rows": "fail"}))
-    with caplog.at_level(logging.WARNING, logger="include.quality"), pytest.raises(DataQualityError) as error:
+    with (
+        caplog.at_level(logging.WARNING, logger="include.checks.quality"),
+        pytest.raises(DataQualityError) as error,
+    ):
         judge(april, [march], anomalies)
     rows = next(a for a in anomalies if a.feature == "rows")
     assert rows.action == "fail"

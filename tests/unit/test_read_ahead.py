@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from include.month_file import read_ahead
+from include.source.month_file import read_ahead
 
 
 def test_items_come_in_order_from_another_thread():

@@ -2,8 +2,8 @@ import pyarrow as pa
 import pytest
 
 from include.errors import InvalidParamsError
-from include.extract import match_columns, read_header
-from include.schema import SCHEMAS, TAXIS, schema_for
+from include.source.extract import match_columns, read_header
+from include.source.families import SCHEMAS, TAXIS, schema_for
 from tests.samples import FHV_2019_01, GREEN_2024_01_PARQUET, SAMPLE_FILES
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from include.sensors import SourceFileTrigger
+from include.source.sensors import SourceFileTrigger
 from local_stack.tlc_server import serve_in_thread
 from tests.samples import GREEN_2024_01_PARQUET
 
@@ -51,5 +51,5 @@ def test_gives_up_at_the_deadline_with_the_last_status(tmp_path):
 def test_serializes_to_what_the_triggerer_rebuilds_it_from():
     trigger = SourceFileTrigger("http://x/a.parquet", 60.0, "2026-12-01T00:00:00+00:00", {"taxi": "green"})
     path, kwargs = trigger.serialize()
-    assert path == "include.sensors.SourceFileTrigger"
+    assert path == "include.source.sensors.SourceFileTrigger"
     assert SourceFileTrigger(**kwargs).serialize() == (path, kwargs)

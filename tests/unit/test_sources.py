@@ -3,8 +3,8 @@ from datetime import date, datetime
 import pytest
 
 from include.errors import InvalidParamsError
-from include.months import Month
-from include.sources import SOURCES, MonthRequest, SourceSettings, plan_run, source_named
+from include.source.months import Month
+from include.source.sources import SOURCES, MonthRequest, SourceSettings, plan_run, source_named
 
 MIRROR, TLC = SOURCES["mirror"], SOURCES["tlc"]
 

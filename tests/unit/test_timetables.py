@@ -2,8 +2,8 @@ from datetime import datetime, timezone
 
 from airflow.timetables.base import DataInterval, TimeRestriction
 
-from include.dag_defaults import daily_schedule, monthly_schedule
-from include.sources import SourceSettings
+from include.flows.defaults import daily_schedule, monthly_schedule
+from include.source.sources import SourceSettings
 
 UTC = timezone.utc
 
@@ -48,7 +48,7 @@ def test_the_daily_schedule_covers_every_day_of_the_last_month_at_midnight():
 
 
 def test_the_bound_survives_serialization_as_the_scheduler_reads_it():
-    from include.timetables import CronDataIntervalsUntil
+    from include.flows.timetables import CronDataIntervalsUntil
 
     timetable = monthly_schedule(SourceSettings.from_values("mirror"))
     restored = CronDataIntervalsUntil.deserialize(timetable.serialize())
@@ -69,7 +69,7 @@ def test_a_backfill_from_before_the_first_month_gets_only_the_months_of_the_sche
 
 
 def test_both_bounds_survive_serialization():
-    from include.timetables import CronDataIntervalsUntil
+    from include.flows.timetables import CronDataIntervalsUntil
 
     timetable = monthly_schedule(SourceSettings.from_values("mirror", "2020-11", "2020-12"))
     restored = CronDataIntervalsUntil.deserialize(timetable.serialize())

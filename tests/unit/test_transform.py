@@ -2,9 +2,9 @@ import datetime as dt
 
 import pyarrow as pa
 
-from include.extract import iter_batches
-from include.schema import schema_for
-from include.transform import GREEN_ETL_RULES, MONTHLY_RULES, CleaningReport, add_pickup_date, clean
+from include.source.extract import iter_batches
+from include.source.families import schema_for
+from include.source.transform import GREEN_ETL_RULES, MONTHLY_RULES, CleaningReport, add_pickup_date, clean
 from tests.samples import GREEN_2020_10, YELLOW_2021_01, read_with_pandas
 
 

@@ -22,7 +22,7 @@ from include.errors import (
     SourceNotPublishedError,
     TransientDownloadError,
 )
-from include.progress import Progress
+from include.observing.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from include.errors import DataQualityError, InvalidParamsError
 
 if TYPE_CHECKING:
-    from include.profile import MonthProfile
+    from include.checks.profile import MonthProfile
 
 log = logging.getLogger(__name__)
 

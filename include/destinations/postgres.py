@@ -2,7 +2,7 @@
 
 ``COPY ... FROM STDIN`` is the fastest way into Postgres, an order of magnitude faster than
 row-wise ``INSERT``s (what pandas ``to_sql`` sends). The rows go in COPY's binary format, encoded
-from the Arrow columns by ``include.binary_copy``: Postgres stores the values as they come
+from the Arrow columns by ``include.destinations.binary_copy``: Postgres stores the values as they come
 instead of parsing text, which takes it about 60% of the CPU of the same rows as CSV.
 
 Our encoder rather than ADBC's ``adbc_ingest``: both sit behind ``copy_batches`` (``writer=``) and
@@ -20,7 +20,7 @@ month of the file each row came from. A month is loaded write-audit-publish:
 1. **stage**: the rows are copied into a staging table of this run's own, which already has the
    partition's constraint (``source_month`` = the month), its rejects into another, and its
    profile into ``{taxi}_tripdata_profile``; nobody reading the table sees any of it;
-2. **audit**: checks read the staged profile (``include.quality``);
+2. **audit**: checks read the staged profile (``include.checks.quality``);
 3. **publish**: in one short transaction, the month's old partition is dropped and the staging
    table attached in its place (no rows are copied: the constraint proves the bound), the
    rejects swapped, and the profile marked published. Readers see the old month or the new one,
@@ -48,13 +48,13 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from include.binary_copy import COPY_SIGNATURE, COPY_TRAILER, binary_copy_rows
+from include.checks.profile import MonthProfile
+from include.destinations.binary_copy import COPY_SIGNATURE, COPY_TRAILER, binary_copy_rows
 from include.errors import InvalidParamsError
-from include.extract import Rejects
-from include.months import Month
-from include.profile import MonthProfile
-from include.schema import SOURCE_MONTH_COLUMN
-from include.transform import with_source_month
+from include.source.extract import Rejects
+from include.source.families import SOURCE_MONTH_COLUMN
+from include.source.months import Month
+from include.source.transform import with_source_month
 
 DEFAULT_SCHEMA = "ny_taxi"
 
@@ -226,7 +226,7 @@ def copy_batches(
     The table's column types must be the ones ``_POSTGRES_TYPES`` gives the batches' Arrow types, as
     in the tables ``ensure_table`` creates: binary COPY does not convert, it rejects a mismatch.
 
-    ``writer`` chooses the encoder: ``numpy``, ours (``include.binary_copy``), in ``cursor``'s
+    ``writer`` chooses the encoder: ``numpy``, ours (``include.destinations.binary_copy``), in ``cursor``'s
     transaction; or ``adbc``, ADBC's ``adbc_ingest``, which needs a connection of its own and so
     commits in a transaction of its own: ``target`` must exist and be committed before, and it
     cannot be part of a larger transaction such as ``stage_month``'s. Kept to measure the two

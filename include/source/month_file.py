@@ -1,7 +1,7 @@
 """A downloaded month file as every monthly flow loads it: read, cleaned and profiled in one stream.
 
-Reading (``include.extract``), the cleaning rules (``include.transform``) and the profile
-(``include.profile``) are separate concerns; this is the one way the flows chain them, so the
+Reading (``include.source.extract``), the cleaning rules (``include.source.transform``) and the profile
+(``include.checks.profile``) are separate concerns; this is the one way the flows chain them, so the
 Postgres and the GCS flows load exactly the same rows and judge them by the same profile.
 
 The stream runs in a thread of its own, a few batches ahead of the consumer (``read_ahead``):
@@ -22,16 +22,16 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from include.extract import Rejects, iter_batches
-from include.profile import MonthProfile, Profiler
-from include.sources import MonthRequest
-from include.transform import MONTHLY_RULES, CleaningReport, clean
+from include.checks.profile import MonthProfile, Profiler
+from include.source.extract import Rejects, iter_batches
+from include.source.sources import MonthRequest
+from include.source.transform import MONTHLY_RULES, CleaningReport, clean
 
 log = logging.getLogger(__name__)
 
 # Batches the reading thread may hold ready besides the one it works on: enough to ride out a slow
 # moment of either side, few enough that memory does not depend on the month's size (a batch is
-# a few MB, see include.extract.BATCH_ROWS).
+# a few MB, see include.source.extract.BATCH_ROWS).
 READ_AHEAD_BATCHES = 1
 
 Item = TypeVar("Item")

@@ -2,7 +2,7 @@
 the family's declared schema.
 
 Both formats are read in bounded memory: CSV block by block, Parquet row group by row group.
-Types come from ``include.schema``, never from the file: a CSV column is parsed as its declared
+Types come from ``include.source.families``, never from the file: a CSV column is parsed as its declared
 type, a Parquet column cast to it (the TLC stores zone ids as ``int32``, flags as
 ``large_string``), so every month of a family comes out identical whatever the source.
 
@@ -38,8 +38,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from include.errors import InvalidFileError
-from include.progress import EVERY_SECONDS, Progress
-from include.schema import TaxiSchema
+from include.observing.progress import EVERY_SECONDS, Progress
+from include.source.families import TaxiSchema
 
 log = logging.getLogger(__name__)
 

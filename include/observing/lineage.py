@@ -38,9 +38,9 @@ from airflow.providers.openlineage.extractors.base import BaseExtractor, Operato
 if TYPE_CHECKING:
     import psycopg
 
-    from include.bigquery import BigQuery
-    from include.month_file import MonthFile
-    from include.postgres import StagedMonth
+    from include.destinations.bigquery import BigQuery
+    from include.destinations.postgres import StagedMonth
+    from include.source.month_file import MonthFile
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ P = ParamSpec("P")
 # What a TaskFlow ``@task`` runs as; ``ReportedLineageExtractor`` is registered for it.
 TASKFLOW_OPERATOR = "_PythonDecoratedOperator"
 # The value of [openlineage] extractors (AIRFLOW__OPENLINEAGE__EXTRACTORS) that registers it.
-EXTRACTOR = "include.lineage.ReportedLineageExtractor"
+EXTRACTOR = "include.observing.lineage.ReportedLineageExtractor"
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def operator_lineage(inputs: Iterable[Dataset] = (), outputs: Iterable[Dataset] 
 class ReportedLineageExtractor(BaseExtractor):
     """The provider's extractor for TaskFlow tasks: the lineage the task reported with ``report``.
 
-    Registered with ``[openlineage] extractors = include.lineage.ReportedLineageExtractor``. A task
+    Registered with ``[openlineage] extractors = include.observing.lineage.ReportedLineageExtractor``. A task
     that reported nothing gets an empty lineage, and the provider then falls back to the hooks'.
     """
 
@@ -216,7 +216,7 @@ class ReportedLineageExtractor(BaseExtractor):
 @_best_effort
 def staged_in_postgres(conn: psycopg.Connection, month_file: MonthFile, staged: StagedMonth) -> None:
     """``taxi_api_to_postgres`` stage: the source file into this run's staging tables and the profile."""
-    from include.postgres import profile_table, rejects_table
+    from include.destinations.postgres import profile_table, rejects_table
 
     schema, staging = staged.schema_name, staged.staging_table
     report(
@@ -232,7 +232,7 @@ def staged_in_postgres(conn: psycopg.Connection, month_file: MonthFile, staged: 
 @_best_effort
 def published_in_postgres(conn: psycopg.Connection, staged: StagedMonth, rows: int) -> None:
     """``taxi_api_to_postgres`` publish: the staging tables become the month of the family's tables."""
-    from include.postgres import profile_table, rejects_table
+    from include.destinations.postgres import profile_table, rejects_table
 
     schema, staging, table = staged.schema_name, staged.staging_table, staged.table
     report(

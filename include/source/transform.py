@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.months import Month
-from include.schema import SOURCE_MONTH_COLUMN, TaxiSchema
+from include.source.families import SOURCE_MONTH_COLUMN, TaxiSchema
+from include.source.months import Month
 
 
 @dataclass(frozen=True)

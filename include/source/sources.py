@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Literal
 
 from include.errors import InvalidParamsError
-from include.months import Month, resolve_month
-from include.schema import TAXIS, TaxiSchema, schema_for
+from include.source.families import TAXIS, TaxiSchema, schema_for
+from include.source.months import Month, resolve_month
 
 SourceName = Literal["mirror", "tlc"]
 
@@ -272,9 +272,9 @@ class MonthRequest:
 def downloaded(url: str, **download_options: float) -> Iterator[Path]:
     """Download ``url`` into a temporary folder that is removed when the block ends.
 
-    ``download_options`` go to ``include.download.download`` (timeouts, retries, backoff).
+    ``download_options`` go to ``include.source.download.download`` (timeouts, retries, backoff).
     """
-    from include.download import download
+    from include.source.download import download
 
     with tempfile.TemporaryDirectory(prefix="tlc-") as folder:
         path = Path(folder) / url.rsplit("/", 1)[-1]

@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.months import Month
-from include.schema import TaxiSchema
-from include.transform import CleaningReport
+from include.source.families import TaxiSchema
+from include.source.months import Month
+from include.source.transform import CleaningReport
 
 SAMPLE_ROWS = 20_000
 QUANTILES = {"p05": 0.05, "p50": 0.5, "p95": 0.95}

@@ -173,7 +173,7 @@ def notify_anomalies(context: Mapping[str, Any], taxi: str, month: str, anomalie
     sends the failure alert). Nothing to send, nothing sent."""
     if not anomalies:
         return
-    from include.quality import Anomaly
+    from include.checks.quality import Anomaly
 
     ti = context["ti"]
     lines = [Anomaly(**{**a, "days": tuple(a.get("days", ()))}).describe(taxi, month) for a in anomalies]

@@ -22,10 +22,10 @@ from airflow.sdk import (
     RetryRule,
 )
 
-from include.alerts import notify_deadline_missed, notify_task_failure
-from include.schema import TAXIS
-from include.sources import SourceSettings
-from include.timetables import CronDataIntervalsUntil
+from include.flows.timetables import CronDataIntervalsUntil
+from include.observing.alerts import notify_deadline_missed, notify_task_failure
+from include.source.families import TAXIS
+from include.source.sources import SourceSettings
 
 PERMANENT_ERRORS = [
     "include.errors.SourceNotPublishedError",

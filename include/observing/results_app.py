@@ -4,7 +4,7 @@ relative, so it works under any prefix).
 ``plugins/taxi_results.py`` registers it (and its entry in the UI's navigation). It shows, per
 colour, each month the warehouse serves (rows read, kept, rejected, anomaly flags), the loads that
 were staged but not published, and the trips-per-day chart of a chosen month, all read from the
-profile tables (``include.results``) through the connection ``postgres_default`` and the
+profile tables (``include.observing.results``) through the connection ``postgres_default`` and the
 Variable ``pg_schema``, like the DAGs.
 
 Airflow does not authenticate plugin apps (a mounted app inherits none of the core API's
@@ -27,9 +27,9 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from include.months import Month
-from include.postgres import DEFAULT_SCHEMA, checked_identifier
-from include.results import PROFILE_COLOURS, ColourResults, MonthProfile, read_profile, read_results
+from include.destinations.postgres import DEFAULT_SCHEMA, checked_identifier
+from include.observing.results import PROFILE_COLOURS, ColourResults, MonthProfile, read_profile, read_results
+from include.source.months import Month
 
 POSTGRES_CONN_ID = "postgres_default"
 

@@ -20,7 +20,7 @@ Both give the same bytes. On 951,200 green rows the fixed layout took 0.13 s of 
 rows 0.29 s, and the encoder both replaced (a binary array per column, NULLs by ``if_else``) 0.38 s.
 
 Why our own code: neither psycopg nor pyarrow encodes Arrow columns as COPY rows, and ADBC's
-``adbc_ingest``, which does, spends more CPU on it than this (see ``include.postgres``).
+``adbc_ingest``, which does, spends more CPU on it than this (see ``include.destinations.postgres``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ DEFAULT_POKE = timedelta(minutes=30)
 
 class WaitForMonthFile(BaseOperator):
     """For one taxi family of a monthly run: skip it if the run does not load it, return the file's
-    request (``include.sources.MonthRequest`` as a dict) once the source has the file."""
+    request (``include.source.sources.MonthRequest`` as a dict) once the source has the file."""
 
     template_fields = ("plan",)
     ui_color = "#e8f4fd"
@@ -50,9 +50,9 @@ class WaitForMonthFile(BaseOperator):
     def execute(self, context) -> dict:
         from airflow.sdk import Variable
 
-        from include.download import current_version
-        from include.months import Month
-        from include.sources import MonthRequest, RunPlan, base_url, source_named
+        from include.source.download import current_version
+        from include.source.months import Month
+        from include.source.sources import MonthRequest, RunPlan, base_url, source_named
 
         plan = RunPlan(**self.plan)
         if self.taxi not in plan.taxis:
@@ -93,8 +93,8 @@ class WaitForMonthFile(BaseOperator):
         raise SourceNotPublishedError(f"{request['url']} was not published within {waited} (HTTP 404)")
 
     def get_openlineage_facets_on_complete(self, task_instance):
-        """For the OpenLineage provider: the file this wait found published (``include.lineage``)."""
-        from include import lineage
+        """For the OpenLineage provider: the file this wait found published (see ``observing.lineage``)."""
+        from include.observing import lineage
 
         return lineage.operator_lineage(inputs=[lineage.source_file(self.file_url)] if self.file_url else [])
 
@@ -112,7 +112,7 @@ class SourceFileTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "include.sensors.SourceFileTrigger",
+            "include.source.sensors.SourceFileTrigger",
             {
                 "url": self.url,
                 "interval": self.interval,

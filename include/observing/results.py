@@ -7,7 +7,7 @@ profile. A profile staged after that one and never published (refused by a check
 flight) is kept apart and shown beside it: the first thing an on-call engineer looks for.
 
 The functions take a plain psycopg connection (what ``PostgresHook.get_conn()`` returns), like
-``include.postgres``.
+``include.destinations.postgres``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from include.chart import trips_per_day_png
-from include.months import Month
-from include.postgres import checked_identifier
+from include.destinations.postgres import checked_identifier
+from include.observing.chart import trips_per_day_png
+from include.source.months import Month
 
 # Every colour that may have profiles; a colour not loaded yet has no table.
 PROFILE_COLOURS = ("yellow", "green", "fhv")
@@ -101,7 +101,7 @@ class MonthProfile:
         return sorted({day for flag in self.anomalies or () for day in flag.days})
 
     def chart_png(self) -> bytes:
-        """The month's trips per pickup day with the flagged days marked (``include.chart``)."""
+        """The month's trips per pickup day with the flagged days marked (``include.observing.chart``)."""
         state = "" if self.published else ", not published"
         return trips_per_day_png(
             f"{self.taxi} trips per pickup day, {self.month} (run {self.run_id}{state})",
