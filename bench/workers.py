@@ -26,6 +26,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from include.source.sources import SOURCES
 from local_stack import mirror
 from tests import expected
 from tests.deploy.compose_stack import (
@@ -44,7 +45,8 @@ from tests.deploy.compose_stack import (
 )
 
 DAG_ID = "taxi_api_to_postgres"
-TAXIS = ("yellow", "green", "fhv")
+# Every family the course mirror publishes (the stack's source).
+TAXIS = tuple(SOURCES["mirror"].first_months)
 PG_SCHEMA = "ny_taxi"
 MIRROR_LAST_MONTH = mirror.Month(2021, 7)  # the course mirror's last month: the runs end there
 RESULTS = Path(__file__).resolve().parent / "results" / "workers.json"

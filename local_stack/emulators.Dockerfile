@@ -17,6 +17,8 @@ COPY requirements-emulators.txt .
 RUN pip install --no-cache-dir -r requirements-emulators.txt
 
 # local_stack finds the samples at ../data/tlc, so they keep the repo's layout.
+# The mirror builds its months from the families' declaration (include/source/families.py).
+COPY include/ include/
 COPY local_stack/ local_stack/
 COPY data/tlc/ data/tlc/
 

@@ -1,20 +1,18 @@
 """The local stand-in's folder: the real samples, plus constructed months that fill a range.
 
-The samples (``data/tlc``) have one month per family, and not the same month: yellow 2021-01, green
-2020-10, FHV 2019-01 and 2021-01. A schedule needs every family in every month of its range, so the
-local stack serves the samples and, for each month of the range a family's sample does not cover,
-a constructed file: that family's real sample with its trip times moved into the month (trips
-that would leave the month are dropped, the others keep their day, time and duration), or for FHV
-a file built by ``local_stack.fhv_samples``. Constructed files are marked as such in the folder's
+The samples (``data/tlc``) have one or two months per family, and not the same months. A schedule
+needs every family the course mirror publishes in every month of its range, so the local stack
+serves the samples and, for each month of the range a family's samples do not cover, a
+constructed file: the family's nearest sample in time (as ``include.source.families`` declares
+them; the nearer one keeps a family's header era, e.g. FHV's 2019 and 2020-on spellings) with its
+trip times moved into the month (trips that would leave the month are dropped, the others keep
+their day, time and duration). Constructed files are marked as such in the folder's
 ``CONSTRUCTED.md``; tests compute what they expect from the files served, never from the samples.
 
 The bytes depend only on the range, so two builds (here and in docker compose's ``tlc-mirror``)
 serve the same files. Build a folder with
 ``python -m local_stack.mirror FOLDER [--first 2020-10] [--last 2021-01]``; ``--serve HOST:PORT``
 then serves it with ``local_stack.tlc_server`` (what docker compose's ``tlc-mirror`` runs).
-
-This module and ``fhv_samples`` run in the stand-ins' image too, which has no ``include/``: hence
-the small ``Month`` below rather than ``include.source.months``.
 """
 
 from __future__ import annotations
@@ -28,53 +26,31 @@ import shutil
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from local_stack.fhv_samples import write_sample
+from include.source.families import FAMILIES
+from include.source.months import Month
+from include.source.sources import SOURCES
 from local_stack.tlc_server import SAMPLES, make_server
 
-TAXIS = ("yellow", "green", "fhv")
-
-
-@dataclass(frozen=True, order=True)
-class Month:
-    """A calendar month, ``YYYY-MM`` as in the TLC file names."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> Month:
-        year, month = (int(part) for part in text.split("-"))
-        if not 1 <= month <= 12:
-            raise ValueError(f"{text!r} is not a month in the form YYYY-MM")
-        return cls(year, month)
-
-    @property
-    def next(self) -> Month:
-        return Month(self.year + self.month // 12, self.month % 12 + 1)
-
-    @property
-    def start(self) -> datetime:
-        return datetime(self.year, self.month, 1)
-
-    @property
-    def end(self) -> datetime:
-        return self.next.start
-
-    def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
-
-
-# The families' real samples the constructed months are moved from.
-BASE_SAMPLES = {
-    "yellow": (Month(2021, 1), SAMPLES / "yellow" / "yellow_tripdata_2021-01.csv.gz"),
-    "green": (Month(2020, 10), SAMPLES / "green" / "green_tripdata_2020-10.csv.gz"),
-}
+MIRROR = SOURCES["mirror"]
 # The months the local stack's schedules cover (Variables taxi_first_month / taxi_last_month).
 LOCAL_MONTHS = (Month(2020, 10), Month(2021, 1))
+
+
+def nearest_sample(taxi: str, month: Month) -> tuple[Month, Path]:
+    """The family's sample in the mirror's layout nearest to ``month`` (the later one on a tie)."""
+    samples = [
+        (Month.parse(name.rsplit("_", 1)[-1].split(".", 1)[0]), SAMPLES / name)
+        for name in FAMILIES[taxi].samples
+        if name.startswith(f"{taxi}/")
+    ]
+    return min(samples, key=lambda sample: (abs(_index(sample[0]) - _index(month)), -_index(sample[0])))
+
+
+def _index(month: Month) -> int:
+    return month.year * 12 + month.month
 
 
 def months(first: Month, last: Month) -> list[Month]:
@@ -117,11 +93,8 @@ def _construct(taxi: str, month: Month, path: Path) -> None:
     """Write ``path`` whole or not at all: a build stopped halfway (a container restarted) leaves
     no truncated file that the next build would take as done."""
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".building-") as scratch:
-        if taxi == "fhv":
-            written = write_sample(month.year, month.month, Path(scratch))
-        else:
-            source_month, source = BASE_SAMPLES[taxi]
-            written = moved_month(source, source_month, month, Path(scratch) / path.name)
+        source_month, source = nearest_sample(taxi, month)
+        written = moved_month(source, source_month, month, Path(scratch) / path.name)
         os.replace(written, path)
 
 
@@ -130,8 +103,8 @@ def build(destination: Path, first: Month = LOCAL_MONTHS[0], last: Month = LOCAL
     shutil.copytree(SAMPLES, destination, dirs_exist_ok=True)
     constructed = []
     for month in months(first, last):
-        for taxi in TAXIS:
-            path = destination / taxi / f"{taxi}_tripdata_{month}.csv.gz"
+        for taxi in MIRROR.first_months:
+            path = destination / MIRROR.file_path.format(taxi=taxi, month=month)
             if (SAMPLES / taxi / path.name).exists() or path.exists():
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,8 @@ from psycopg import sql
 
 from include.destinations.postgres import checked_identifier
 from include.observing.chart import trips_per_day_png
+from include.source.families import TAXIS
 from include.source.months import Month
-
-# Every colour that may have profiles; a colour not loaded yet has no table.
-PROFILE_COLOURS = ("yellow", "green", "fhv")
 
 _COLUMNS = (
     "source_month",
@@ -45,8 +43,8 @@ _COLUMNS = (
 
 def profile_table(taxi: str) -> str:
     """The profile table of a colour, e.g. ``green_tripdata_profile``; refuses unknown colours."""
-    if taxi not in PROFILE_COLOURS:
-        raise ValueError(f"taxi {taxi!r} has no profiles; choose one of: {', '.join(PROFILE_COLOURS)}")
+    if taxi not in TAXIS:
+        raise ValueError(f"taxi {taxi!r} has no profiles; choose one of: {', '.join(TAXIS)}")
     return f"{taxi}_tripdata_profile"
 
 
@@ -185,8 +183,8 @@ def read_colour(conn: psycopg.Connection, schema_name: str, taxi: str) -> Colour
 
 
 def read_results(conn: psycopg.Connection, schema_name: str) -> list[ColourResults]:
-    """:func:`read_colour` of every colour, in ``PROFILE_COLOURS`` order."""
-    return [read_colour(conn, schema_name, taxi) for taxi in PROFILE_COLOURS]
+    """:func:`read_colour` of every colour, in the families' declared order."""
+    return [read_colour(conn, schema_name, taxi) for taxi in TAXIS]
 
 
 def read_profile(

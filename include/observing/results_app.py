@@ -28,7 +28,8 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from include.destinations.postgres import DEFAULT_SCHEMA, checked_identifier
-from include.observing.results import PROFILE_COLOURS, ColourResults, MonthProfile, read_profile, read_results
+from include.observing.results import ColourResults, MonthProfile, read_profile, read_results
+from include.source.families import TAXIS
 from include.source.months import Month
 
 POSTGRES_CONN_ID = "postgres_default"
@@ -77,8 +78,8 @@ WarehouseDep = Annotated[Warehouse, Depends(warehouse)]
 
 def _month(taxi: str, month: str) -> Month:
     """The requested colour and month, or a 400 naming what is wrong."""
-    if taxi not in PROFILE_COLOURS:
-        raise HTTPException(400, f"taxi {taxi!r} is not one of: {', '.join(PROFILE_COLOURS)}")
+    if taxi not in TAXIS:
+        raise HTTPException(400, f"taxi {taxi!r} is not one of: {', '.join(TAXIS)}")
     try:
         return Month.parse(month)
     except ValueError as error:

@@ -1,4 +1,8 @@
-"""The declared schema of each TLC file family: the single source of truth for every destination.
+"""The TLC file families, each declared once: its columns, the months each source has, its samples.
+
+Nothing else in the repository names a family: the DAGs' task groups, the ``taxis`` param, the
+sources' months, the local stand-in's files, the Taxi results view and the benchmarks all read
+``FAMILIES``. Adding a family is one ``Family(...)`` below and a sample in ``data/tlc``.
 
 Type inference is decided by whatever rows a file happens to contain: an all-empty ``ehail_fee``
 reads as ``null`` one month and ``double`` the next, and the TLC's own Parquet stores zone ids as
@@ -23,12 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from include.errors import InvalidParamsError
+from include.source.months import Month
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-Taxi = Literal["yellow", "green", "fhv"]
-TAXIS: tuple[Taxi, ...] = ("yellow", "green", "fhv")
 
 # Every row loaded carries the month of the file it came from, so a rerun replaces exactly that file.
 SOURCE_MONTH_COLUMN = "source_month"
@@ -141,7 +143,7 @@ FHV_COLUMNS: tuple[Column, ...] = (
 class TaxiSchema:
     """Everything that differs between file families, derived from the column list."""
 
-    taxi: Taxi
+    taxi: str
     columns: tuple[Column, ...]
     names: tuple[str, ...] = field(init=False)
 
@@ -175,18 +177,93 @@ class TaxiSchema:
         return name in self.names
 
 
-SCHEMAS: dict[Taxi, TaxiSchema] = {
-    "yellow": TaxiSchema("yellow", YELLOW_COLUMNS),
-    "green": TaxiSchema("green", GREEN_COLUMNS),
-    "fhv": TaxiSchema("fhv", FHV_COLUMNS),
+# High-Volume For-Hire Vehicles (Uber, Lyft, Via, Juno): the TLC's Parquet only, from 2019-02, about
+# 20 million trips a month. Columns as the TLC's data dictionary of 2025 lists them.
+FHVHV_COLUMNS: tuple[Column, ...] = (
+    Column("hvfhs_license_num", "text"),
+    Column("dispatching_base_num", "text"),
+    Column("originating_base_num", "text"),
+    Column("request_datetime", "timestamp"),
+    Column("on_scene_datetime", "timestamp"),
+    Column("pickup_datetime", "timestamp", required=True),
+    Column("dropoff_datetime", "timestamp"),
+    Column("pu_location_id", "int", ("PULocationID",)),
+    Column("do_location_id", "int", ("DOLocationID",)),
+    Column("trip_miles", "float"),
+    Column("trip_time", "int"),
+    *_money("base_passenger_fare", "tolls", "bcf", "sales_tax", "congestion_surcharge", "airport_fee"),
+    *_money("tips", "driver_pay"),
+    *(Column(f"{flag}_flag", "text") for flag in ("shared_request", "shared_match", "access_a_ride")),
+    *(Column(f"{flag}_flag", "text") for flag in ("wav_request", "wav_match")),
+    *_money("cbd_congestion_fee"),
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One TLC file family: what its files hold, who publishes which months, and its samples."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    # The first month each source publishes (keys of include.source.sources.SOURCES); a source
+    # not named here does not publish the family.
+    first_months: dict[str, Month]
+    # The files the local TLC stand-in serves (under data/tlc, in a source's layout); it builds the
+    # family's other months from the nearest one (local_stack/mirror.py).
+    samples: tuple[str, ...]
+    schema: TaxiSchema = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schema", TaxiSchema(self.name, self.columns))
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "yellow",
+            "yellow taxis: street hails anywhere, Manhattan mostly",
+            YELLOW_COLUMNS,
+            {"mirror": Month(2019, 1), "tlc": Month(2009, 1)},
+            ("yellow/yellow_tripdata_2021-01.csv.gz",),
+        ),
+        Family(
+            "green",
+            "green taxis: street hails outside central Manhattan",
+            GREEN_COLUMNS,
+            {"mirror": Month(2019, 1), "tlc": Month(2013, 8)},
+            ("green/green_tripdata_2020-10.csv.gz", "trip-data/green_tripdata_2024-01.parquet"),
+        ),
+        Family(
+            "fhv",
+            "for-hire vehicles: dispatched by a base",
+            FHV_COLUMNS,
+            {"mirror": Month(2019, 1), "tlc": Month(2015, 1)},
+            ("fhv/fhv_tripdata_2019-01.csv.gz", "fhv/fhv_tripdata_2021-01.csv.gz"),
+        ),
+        Family(
+            "fhvhv",
+            "high-volume for-hire vehicles: the app companies (Uber, Lyft, Via, Juno)",
+            FHVHV_COLUMNS,
+            {"tlc": Month(2019, 2)},
+            ("trip-data/fhvhv_tripdata_2024-01.parquet",),
+        ),
+    )
 }
+TAXIS: tuple[str, ...] = tuple(FAMILIES)
 
 
-def schema_for(taxi: str) -> TaxiSchema:
-    """Look up a family's schema, rejecting anything outside the allow-list by name."""
+def family_named(taxi: str) -> Family:
+    """Look up a family, rejecting anything outside the allow-list by name."""
     try:
-        return SCHEMAS[taxi]  # type: ignore[index]
+        return FAMILIES[taxi]
     except (KeyError, TypeError):
         raise InvalidParamsError(
             f"taxi {taxi!r} is not supported; choose one of: {', '.join(TAXIS)}"
         ) from None
+
+
+def schema_for(taxi: str) -> TaxiSchema:
+    """A family's declared schema, rejecting an unknown family by name."""
+    return family_named(taxi).schema

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from include.errors import InvalidParamsError
-from include.source.families import TAXIS, TaxiSchema, schema_for
+from include.source.families import FAMILIES, TAXIS, TaxiSchema, schema_for
 from include.source.months import Month, resolve_month
 
 SourceName = Literal["mirror", "tlc"]
@@ -42,7 +42,6 @@ class Source:
     default_base_url: str
     # The taxi files under the base URL; {taxi} and {month} are filled in.
     file_path: str
-    first_months: dict[str, Month]
     # None: a live source that keeps publishing; its latest months may not be there yet.
     last_month: Month | None
     # How many months after a month ends its file normally appears.
@@ -51,6 +50,11 @@ class Source:
     @property
     def base_url_variable(self) -> str:
         return f"{self.name}_base_url"
+
+    @property
+    def first_months(self) -> dict[str, Month]:
+        """The first month of each family this source publishes (declared with the families)."""
+        return {f.name: f.first_months[self.name] for f in FAMILIES.values() if self.name in f.first_months}
 
     @property
     def first_month(self) -> Month:
@@ -62,7 +66,8 @@ class Source:
 
     def has(self, taxi: str, month: Month, today: date) -> bool:
         """Whether the source publishes ``taxi`` for ``month`` (or will, on a live source)."""
-        return self.first_months[taxi] <= month <= self.latest_month(today)
+        first = self.first_months.get(taxi)
+        return first is not None and first <= month <= self.latest_month(today)
 
     def may_still_appear(self, month: Month, today: date) -> bool:
         """A missing file of a recent month on a live source is late, not absent: it is worth waiting for."""
@@ -80,10 +85,6 @@ class Source:
     def zone_lookup_url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/misc/taxi_zone_lookup.csv"
 
-    def describe_range(self, taxi: str | None = None) -> str:
-        first = self.first_months[taxi] if taxi else self.first_month
-        return f"{first} to {self.last_month or 'the latest published month'}"
-
 
 SOURCES: dict[str, Source] = {
     "mirror": Source(
@@ -91,7 +92,6 @@ SOURCES: dict[str, Source] = {
         description="the course's CSV mirror (DataTalksClub/nyc-tlc-data)",
         default_base_url="https://github.com/DataTalksClub/nyc-tlc-data/releases/download",
         file_path="{taxi}/{taxi}_tripdata_{month}.csv.gz",
-        first_months=dict.fromkeys(TAXIS, Month(2019, 1)),
         last_month=Month(2021, 7),
     ),
     "tlc": Source(
@@ -99,7 +99,6 @@ SOURCES: dict[str, Source] = {
         description="the TLC's own Parquet (TLC Trip Record Data)",
         default_base_url="https://d37ci6vzurychx.cloudfront.net",
         file_path="trip-data/{taxi}_tripdata_{month}.parquet",
-        first_months={"yellow": Month(2009, 1), "green": Month(2013, 8), "fhv": Month(2015, 1)},
         last_month=None,
         publication_lag_months=2,
     ),

@@ -1,5 +1,5 @@
-"""local_stack.mirror as docker compose's tlc-mirror runs it: in an image without include/, from
-its command line, the same bytes as a build here, then served until stopped."""
+"""local_stack.mirror as docker compose's tlc-mirror runs it: in the stand-ins' image, without
+Airflow, from its command line, the same bytes as a build here, then served until stopped."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from local_stack import mirror
 from tests import expected
 
 REPO = Path(__file__).resolve().parents[2]
-# The stand-ins' image has local_stack/ and data/tlc/ but not include/: make importing it fail.
-WITHOUT_INCLUDE = "import runpy, sys; sys.modules['include'] = None; sys.argv[0] = 'mirror'; "
-RUN_CLI = WITHOUT_INCLUDE + "runpy.run_module('local_stack.mirror', run_name='__main__')"
+# The stand-ins' image has include/ (the families' declaration), local_stack/ and data/tlc/, but not
+# Airflow nor the data libraries of the DAGs' image: make importing them fail.
+WITHOUT_AIRFLOW = (
+    "import runpy, sys; sys.modules['airflow'] = sys.modules['pandas'] = None; sys.argv[0] = 'mirror'; "
+)
+RUN_CLI = WITHOUT_AIRFLOW + "runpy.run_module('local_stack.mirror', run_name='__main__')"
 
 
 def cli(*args: str) -> list[str]:
@@ -36,7 +39,7 @@ def files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_the_command_line_builds_without_include_what_build_writes(tmp_path: Path) -> None:
+def test_the_command_line_builds_without_airflow_what_build_writes(tmp_path: Path) -> None:
     built = subprocess.run(
         cli(str(tmp_path / "cli"), "--first", "2020-12", "--last", "2021-01"),
         cwd=REPO,
@@ -48,7 +51,7 @@ def test_the_command_line_builds_without_include_what_build_writes(tmp_path: Pat
     assert built.returncode == 0, built.stderr
     here = mirror.build(tmp_path / "here", mirror.Month(2020, 12), mirror.Month(2021, 1))
     assert files(tmp_path / "cli") == files(here)
-    for taxi in mirror.TAXIS:
+    for taxi in mirror.MIRROR.first_months:
         for month in ("2020-12", "2021-01"):
             assert expected.rows(expected.mirror_file(here, taxi, month)) > 1000, (taxi, month)
     constructed = (here / "CONSTRUCTED.md").read_text()
