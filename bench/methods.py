@@ -83,14 +83,15 @@ def load(params: dict) -> Work:
     ``input`` into schema ``schema`` (no download, no Airflow)."""
     import psycopg
 
-    from include.flows.taxi_api_to_postgres import publish, stage
+    from include.destinations.postgres import Postgres
+    from include.flows.load_month import publish, stage
 
     request = _request(params)
 
     def run() -> int:
-        with psycopg.connect(params["uri"]) as conn:
-            staged = stage(conn, Path(params["input"]), request, params["schema"], "bench")
-            return publish(conn, staged)
+        with Postgres(psycopg.connect(params["uri"]), params["schema"]) as destination:
+            staged = stage(destination, Path(params["input"]), request, "bench")
+            return publish(destination, staged)["rows"]
 
     return Work(run, in_process=True)
 
@@ -103,14 +104,13 @@ def copy(params: dict) -> Work:
 
     from include.destinations.postgres import copy_batches
     from include.source.month_file import MonthFile
-    from include.source.transform import with_source_month
 
     request = _request(params)
     target = sql.Identifier(params["schema"], params["table"])
 
     def run() -> int:
         month_file = MonthFile(Path(params["input"]), request)
-        batches = with_source_month(month_file.batches(), request.month)
+        batches = month_file.batches()
         with psycopg.connect(params["uri"]) as conn, conn.cursor() as cursor:
             columns = request.schema.table_schema.names
             return copy_batches(cursor, target, columns, batches, writer=params["writer"])
@@ -198,13 +198,14 @@ def gcs_stage(params: dict) -> Work:
     profile, uploads) on the local ``input``, through ``GCSHook`` and the connection in the env."""
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-    from include.flows.taxi_api_to_gcs import stage
+    from include.destinations.gcs import GCS
+    from include.flows.load_month import stage
 
     request = _request(params)
-    hook = GCSHook("google_cloud_default")
+    destination = GCS(GCSHook("google_cloud_default"), params["bucket"])
 
     def run() -> int:
-        return stage(hook, Path(params["input"]), request, params["bucket"], "bench").rows_loaded
+        return stage(destination, Path(params["input"]), request, "bench").rows_loaded
 
     return Work(run, in_process=True)
 

@@ -67,8 +67,8 @@ from bench.report import (
     markdown_table,
     method_json,
 )
+from include.destinations.gcs import profile_object, staging_prefix
 from include.destinations.postgres import ensure_table
-from include.flows.taxi_api_to_gcs import profile_object, staging_prefix
 from include.source.families import schema_for
 from local_stack.postgres import PostgresServer, server_bin_dir
 from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env

@@ -1,8 +1,10 @@
 """
 ### NYC taxi trips: TLC download → Postgres, every taxi family, one month per run
 
-Each run loads one month of each taxi family the source publishes for it (yellow, green, FHV)
-into `{pg_schema}.{taxi}_tripdata`, one task group per family, each independent of the others:
+Each run loads one month of each taxi family the source publishes for it (yellow, green, FHV, and
+High-Volume FHV on the TLC's Parquet) into `{pg_schema}.{taxi}_tripdata`, one task group per
+family, each independent of the others
+(`include/flows/load_month.py` builds them; `include/destinations/postgres.py` is the destination):
 
 1. **wait_for_file** skips the family if the run does not load it, then waits — deferred, holding
    no worker slot — until the source has the month's file (a fixed archive fails at once on 404);
@@ -28,22 +30,27 @@ source has (`taxi_source`: `mirror` 2019-01 to 2021-07, `tlc` 2009-01 on), narro
 from __future__ import annotations
 
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
-from airflow.sdk import TaskGroup, dag, task
+from airflow.sdk import dag
 
 from include.checks.quality import MONTH_CHECKS
-from include.flows.defaults import (
-    DEFAULT_ARGS,
-    LOAD_TIMEOUT,
-    MONTHLY_DEADLINE,
-    monthly_params,
-    monthly_schedule,
-)
-from include.source.families import TAXIS
-from include.source.sensors import WaitForMonthFile
+from include.flows.defaults import DEFAULT_ARGS, MONTHLY_DEADLINE, monthly_params, monthly_schedule
+from include.flows.load_month import load_every_family
 from include.source.sources import SourceSettings
 
 POSTGRES_CONN_ID = "postgres_default"
 SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include/source/sources.py
+
+
+def audit_profile_row(taxi: str) -> SQLTableCheckOperator:
+    """The checks as common-sql's check operator on the staged profile row."""
+    return SQLTableCheckOperator(
+        task_id="audit",
+        conn_id=POSTGRES_CONN_ID,
+        table=f"{{{{ var.value.get('pg_schema', 'ny_taxi') }}}}.{taxi}_tripdata_profile",
+        partition_clause="run_id = '{{ run_id }}'",
+        checks=MONTH_CHECKS,
+        retry_on_failure=False,  # a failed check fails at once: another try reads the same row
+    )
 
 
 @dag(
@@ -58,86 +65,11 @@ SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include
     doc_md=__doc__,
 )
 def taxi_api_to_postgres():
-    @task
-    def plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
-        from dataclasses import asdict
-
-        from include.source.sources import plan_run, runtime_settings
-
-        # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
-        return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
-
-    @task(pool="postgres_loads", execution_timeout=LOAD_TIMEOUT)
-    def stage(request: dict, run_id: str | None = None) -> dict:
-        from dataclasses import asdict
-
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from include.destinations.postgres import pg_schema
-        from include.flows.taxi_api_to_postgres import stage
-        from include.source.sources import MonthRequest, downloaded
-
-        month_request, schema_name = (
-            MonthRequest.from_dict(request),
-            pg_schema(),
-        )  # checked before the download
-        with downloaded(month_request.url) as path, PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            return asdict(stage(conn, path, month_request, schema_name, run_id))
-
-    @task
-    def check_anomalies(staged: dict, **context) -> list[dict]:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk import Variable
-
-        from include.checks.quality import parse_actions
-        from include.destinations.postgres import StagedMonth
-        from include.flows.taxi_api_to_postgres import check_anomalies
-        from include.observing.alerts import notify_anomalies
-
-        actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
-        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            found = [a.as_json() for a in check_anomalies(conn, StagedMonth(**staged), actions)]
-        notify_anomalies(context, staged["taxi"], staged["month"], found)
-        return found
-
-    @task
-    def publish(staged: dict) -> int:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from include.destinations.postgres import StagedMonth
-        from include.flows.taxi_api_to_postgres import publish
-
-        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            return publish(conn, StagedMonth(**staged))
-
-    # A plain @task made a teardown below: a @teardown function cannot be called once per family.
-    @task
-    def drop_staging(request: dict, run_id: str | None = None) -> None:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from include.destinations.postgres import drop_staging, pg_schema, tripdata_table
-        from include.source.sources import MonthRequest
-
-        month_request = MonthRequest.from_dict(request)
-        with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            drop_staging(conn, pg_schema(), tripdata_table(month_request.taxi), month_request.month, run_id)
-
-    plan = plan_month()
-    for taxi in TAXIS:
-        with TaskGroup(group_id=taxi):
-            request = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan).output
-            staged = stage(request)
-            audit = SQLTableCheckOperator(
-                task_id="audit",
-                conn_id=POSTGRES_CONN_ID,
-                table=f"{{{{ var.value.get('pg_schema', 'ny_taxi') }}}}.{taxi}_tripdata_profile",
-                partition_clause="run_id = '{{ run_id }}'",
-                checks=MONTH_CHECKS,
-                retry_on_failure=False,  # a failed check fails at once: another try reads the same row
-            )
-            published = publish(staged)
-            staged >> audit >> check_anomalies(staged) >> published
-            published >> drop_staging(request).as_teardown(setups=staged)
+    load_every_family(
+        "include.destinations.postgres.Postgres",
+        stage_pool="postgres_loads",  # COPYs at once, bounded for the database's sake
+        audit=audit_profile_row,
+    )
 
 
 taxi_api_to_postgres()

@@ -39,9 +39,9 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 import psycopg
@@ -49,12 +49,16 @@ import pyarrow as pa
 from psycopg import sql
 
 from include.checks.profile import MonthProfile
+from include.destinations.base import Datasets, Destination, Staged
 from include.destinations.binary_copy import COPY_SIGNATURE, COPY_TRAILER, binary_copy_rows
 from include.errors import InvalidParamsError
 from include.source.extract import Rejects
 from include.source.families import SOURCE_MONTH_COLUMN
 from include.source.months import Month
-from include.source.transform import with_source_month
+
+if TYPE_CHECKING:
+    from include.observing.lineage import Dataset
+    from include.source.month_file import MonthFile
 
 DEFAULT_SCHEMA = "ny_taxi"
 
@@ -301,59 +305,78 @@ def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]
     )
 
 
-# A profile per staged month (the Taxi results view and the anomaly test read it).
-PROFILE_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
+# A profile per staged month (the Taxi results view and the anomaly test read it): the month and the
+# run, every field of ``MonthProfile`` but the family (the table is the family's), and what became
+# of the load. The fields are declared once, in include/checks/profile.py.
+PROFILE_FIELDS = tuple(f.name for f in fields(MonthProfile) if f.name not in ("taxi", "month"))
+PROFILE_RUN_COLUMNS = ("run_id", "staged_at", "published_at", "anomalies")
+_PROFILE_FIELD_TYPES = {"int": "bigint NOT NULL", "str": "text NOT NULL", "dict": "jsonb NOT NULL"}
+
+
+def _profile_ddl() -> str:
+    types = {f.name: str(f.type) for f in fields(MonthProfile)}
+    profile_columns = ",\n    ".join(
+        f"{name} {_PROFILE_FIELD_TYPES[types[name].split('[', 1)[0]]}" for name in PROFILE_FIELDS
+    )
+    return f"""
+CREATE TABLE IF NOT EXISTS {{table}} (
     source_month date NOT NULL,
     run_id text NOT NULL,
-    source_url text NOT NULL,
+    {profile_columns},
     staged_at timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz,
-    rows_read bigint NOT NULL,
-    rows_loaded bigint NOT NULL,
-    rows_rejected bigint NOT NULL,
-    rows_outside_month bigint NOT NULL,
-    dropped_by_rule jsonb NOT NULL,
-    null_fraction jsonb NOT NULL,
-    trips_per_day jsonb NOT NULL,
-    quantiles jsonb NOT NULL,
     anomalies jsonb,
     PRIMARY KEY (source_month, run_id)
 )
 """
 
-_PROFILE_UPSERT = """
-INSERT INTO {table} (source_month, run_id, source_url, rows_read, rows_loaded, rows_rejected,
-    rows_outside_month, dropped_by_rule, null_fraction, trips_per_day, quantiles)
-VALUES (%(month)s, %(run_id)s, %(source_url)s, %(rows_read)s, %(rows_loaded)s, %(rows_rejected)s,
-    %(rows_outside_month)s, %(dropped_by_rule)s, %(null_fraction)s, %(trips_per_day)s, %(quantiles)s)
-ON CONFLICT (source_month, run_id) DO UPDATE SET staged_at = now(), published_at = NULL, anomalies = NULL,
-    source_url = EXCLUDED.source_url, rows_read = EXCLUDED.rows_read, rows_loaded = EXCLUDED.rows_loaded,
-    rows_rejected = EXCLUDED.rows_rejected, rows_outside_month = EXCLUDED.rows_outside_month,
-    dropped_by_rule = EXCLUDED.dropped_by_rule, null_fraction = EXCLUDED.null_fraction,
-    trips_per_day = EXCLUDED.trips_per_day, quantiles = EXCLUDED.quantiles
-"""
+
+PROFILE_DDL = _profile_ddl()
+
+# A rerun of the same run replaces its own profile, as if staged anew.
+_PROFILE_UPSERT = (
+    "INSERT INTO {table} (source_month, run_id, "
+    + ", ".join(PROFILE_FIELDS)
+    + ") VALUES (%(source_month)s, %(run_id)s, "
+    + ", ".join(f"%({name})s" for name in PROFILE_FIELDS)
+    + ") ON CONFLICT (source_month, run_id) DO UPDATE SET staged_at = now(), published_at = NULL,"
+    + " anomalies = NULL, "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in PROFILE_FIELDS)
+)
+
+
+def profile_from_row(taxi: str, row: dict) -> MonthProfile:
+    """A ``MonthProfile`` from a row of the profile table (a dict by column name)."""
+    return MonthProfile(taxi, f"{row['source_month']:%Y-%m}", *(row[name] for name in PROFILE_FIELDS))
+
+
+def select_profiles(
+    conn: psycopg.Connection, schema_name: str, table: str, where: str, params: tuple, order: str
+) -> list[dict]:
+    """Rows of ``table``'s profile table (dicts by column name) ``WHERE where ORDER BY order``."""
+    columns = ("source_month", *PROFILE_FIELDS, *PROFILE_RUN_COLUMNS)
+    query = sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY " + order).format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), _table(schema_name, profile_table(table))
+    )
+    with autocommit(conn).cursor() as cursor:
+        cursor.execute(query, params)
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 @dataclass(frozen=True)
-class StagedMonth:
-    """Where a run staged a month: small and flat, so it travels between tasks as an XCom."""
+class StagedMonth(Staged):
+    """Where a run staged a month: its schema, the family's table and this run's staging table."""
 
-    taxi: str
-    month: str
-    run_id: str
     schema_name: str
     table: str
     staging_table: str
-    rows_loaded: int
-    rows_rejected: int
 
 
 def stage_month(
     conn: psycopg.Connection,
     schema_name: str,
     table: str,
-    columns: pa.Schema,
+    table_columns: pa.Schema,
     month: Month,
     run_id: str,
     batches: Iterable[pa.RecordBatch],
@@ -363,16 +386,16 @@ def stage_month(
 ) -> StagedMonth:
     """Copy a month into this run's staging tables and record its profile.
 
-    ``columns`` are the batches' columns; ``source_month`` is added. ``profile`` is called once the
-    batches are consumed and returns the ``MonthProfile`` gathered from them. A rerun of the same
-    run replaces its own staging tables and profile.
+    ``table_columns`` are the batches' columns, ``source_month`` included (a family's
+    ``table_schema``). ``profile`` is called once the batches are consumed and returns the
+    ``MonthProfile`` gathered from them. A rerun of the same run replaces its own staging tables
+    and profile.
 
     The staging tables are created in a short transaction of their own: ``CREATE TABLE ... (LIKE
     parent)`` locks the parent until commit, and a lock held through a long COPY would make every
     other month's publish wait for it. The COPY and the profile then commit together, and a
     failed COPY drops the empty staging tables again.
     """
-    table_columns = columns.append(pa.field(SOURCE_MONTH_COLUMN, pa.date32(), nullable=False))
     ensure_table(conn, schema_name, table, table_columns, SOURCE_MONTH_COLUMN, lock_timeout)
     ensure_table(conn, schema_name, rejects_table(table), REJECTS_COLUMNS, lock_timeout=lock_timeout)
     with conn.cursor() as cursor:
@@ -398,19 +421,16 @@ def stage_month(
         )
     try:
         with _transaction(conn, f"stage:{schema_name}.{staging}", lock_timeout) as cursor:
-            rows = copy_batches(cursor, staged, table_columns.names, with_source_month(batches, month))
+            rows = copy_batches(cursor, staged, table_columns.names, batches)
             copy_batches(cursor, staged_rejects, REJECTS_COLUMNS.names, _rejects_batches(rejects, month))
             staged_profile = profile()
+            values = {name: getattr(staged_profile, name) for name in PROFILE_FIELDS}
             cursor.execute(
                 sql.SQL(_PROFILE_UPSERT).format(table=_table(schema_name, profile_table(table))),
                 {
-                    "month": month.first_day,
+                    "source_month": month.first_day,
                     "run_id": run_id,
-                    "source_url": staged_profile.source_url,
-                    "rows_read": staged_profile.rows_read,
-                    "rows_loaded": staged_profile.rows_loaded,
-                    "rows_rejected": staged_profile.rows_rejected,
-                    "rows_outside_month": staged_profile.rows_outside_month,
+                    **values,
                     **staged_profile.as_json_columns(),
                 },
             )
@@ -419,7 +439,14 @@ def stage_month(
             drop_staging(conn, schema_name, table, month, run_id)
         raise
     return StagedMonth(
-        staged_profile.taxi, str(month), run_id, schema_name, table, staging, rows, len(rejects.rows)
+        taxi=staged_profile.taxi,
+        month=str(month),
+        run_id=run_id,
+        rows_loaded=rows,
+        rows_rejected=len(rejects.rows),
+        schema_name=schema_name,
+        table=table,
+        staging_table=staging,
     )
 
 
@@ -520,15 +547,10 @@ def published_history(
 def _profiles(
     conn: psycopg.Connection, schema_name: str, table: str, taxi: str, where: str, params: tuple
 ) -> list[MonthProfile]:
-    query = sql.SQL(
-        "SELECT source_month, source_url, rows_read, rows_loaded, rows_rejected, rows_outside_month,"
-        " dropped_by_rule, null_fraction, trips_per_day, quantiles FROM {} WHERE "
-        + where
-        + " ORDER BY source_month, published_at NULLS FIRST, staged_at"
-    ).format(_table(schema_name, profile_table(table)))
-    with autocommit(conn).cursor() as cursor:
-        cursor.execute(query, params)
-        return [MonthProfile(taxi, f"{row[0]:%Y-%m}", *row[1:]) for row in cursor.fetchall()]
+    rows = select_profiles(
+        conn, schema_name, table, where, params, "source_month, published_at NULLS FIRST, staged_at"
+    )
+    return [profile_from_row(taxi, row) for row in rows]
 
 
 def record_anomalies(conn: psycopg.Connection, staged: StagedMonth, anomalies: list[dict]) -> None:
@@ -628,3 +650,88 @@ def trips_per_day(
     with autocommit(conn).cursor() as cursor:
         cursor.execute(query, (month.first_day,) if month else ())
         return {day: count for day, count in cursor.fetchall() if day is not None}
+
+
+POSTGRES_CONN_ID = "postgres_default"
+
+
+class Postgres(Destination):
+    """The warehouse in Postgres: a month is a partition of ``{schema}.{taxi}_tripdata``, staged in a
+    table of the run's own and attached in one transaction (see the module's docstring)."""
+
+    staged_type = StagedMonth
+
+    def __init__(self, conn: psycopg.Connection, schema_name: str) -> None:
+        self.conn, self.schema_name = conn, checked_identifier(schema_name, "schema")
+
+    @classmethod
+    def from_airflow(cls) -> Postgres:
+        """The connection ``postgres_default`` and the Variable ``pg_schema``, checked before any SQL."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        schema_name = pg_schema()
+        return cls(PostgresHook(POSTGRES_CONN_ID).get_conn(), schema_name)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def stage(self, month_file: MonthFile, run_id: str) -> StagedMonth:
+        request = month_file.request
+        staged = stage_month(
+            self.conn,
+            self.schema_name,
+            tripdata_table(request.taxi),
+            request.schema.table_schema,
+            request.month,
+            run_id,
+            month_file.batches(),
+            month_file.rejects,
+            month_file.profile,
+        )
+        return staged
+
+    def staged_profile(self, staged: StagedMonth) -> MonthProfile:
+        return staged_profile(self.conn, staged)
+
+    def published_history(self, taxi: str, before: Month, months: int) -> list[MonthProfile]:
+        return published_history(self.conn, self.schema_name, tripdata_table(taxi), taxi, before, months)
+
+    def record_anomalies(self, staged: StagedMonth, anomalies: list[dict]) -> None:
+        record_anomalies(self.conn, staged, anomalies)
+
+    def publish(self, staged: StagedMonth) -> dict:
+        rows = publish_month(self.conn, staged)
+        return {
+            "taxi": staged.taxi,
+            "month": staged.month,
+            "rows": rows,
+            "location": f"{self.schema_name}.{staged.table}",
+        }
+
+    def drop_staging(self, taxi: str, month: Month, run_id: str) -> None:
+        drop_staging(self.conn, self.schema_name, tripdata_table(taxi), month, run_id)
+
+    def _dataset(self, table: str, rows: int | None = None) -> Dataset:
+        from include.observing.lineage import postgres_table
+
+        return postgres_table(self.conn, self.schema_name, table, rows)
+
+    def staged_datasets(self, staged: StagedMonth) -> list[Dataset]:
+        return [
+            self._dataset(staged.staging_table, staged.rows_loaded),
+            self._dataset(rejects_table(staged.staging_table), staged.rows_rejected),
+            self._dataset(profile_table(staged.table), 1),
+        ]
+
+    def published_datasets(self, staged: StagedMonth) -> Datasets:
+        return Datasets(
+            (
+                self._dataset(staged.staging_table, staged.rows_loaded),
+                self._dataset(rejects_table(staged.staging_table), staged.rows_rejected),
+            ),
+            (
+                self._dataset(staged.table, staged.rows_loaded),
+                self._dataset(rejects_table(staged.table), staged.rows_rejected),
+                self._dataset(profile_table(staged.table)),
+            ),
+        )

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     import psycopg
 
     from include.destinations.bigquery import BigQuery
-    from include.destinations.postgres import StagedMonth
     from include.source.month_file import MonthFile
 
 log = logging.getLogger(__name__)
@@ -211,60 +210,6 @@ class ReportedLineageExtractor(BaseExtractor):
 
 # What each task that moves data moved, in the terms of its flow: one call at the end of its work.
 # Each does nothing unless lineage is recorded, and never raises.
-
-
-@_best_effort
-def staged_in_postgres(conn: psycopg.Connection, month_file: MonthFile, staged: StagedMonth) -> None:
-    """``taxi_api_to_postgres`` stage: the source file into this run's staging tables and the profile."""
-    from include.destinations.postgres import profile_table, rejects_table
-
-    schema, staging = staged.schema_name, staged.staging_table
-    report(
-        [month_source(month_file)],
-        [
-            postgres_table(conn, schema, staging, staged.rows_loaded),
-            postgres_table(conn, schema, rejects_table(staging), staged.rows_rejected),
-            postgres_table(conn, schema, profile_table(staged.table), 1),
-        ],
-    )
-
-
-@_best_effort
-def published_in_postgres(conn: psycopg.Connection, staged: StagedMonth, rows: int) -> None:
-    """``taxi_api_to_postgres`` publish: the staging tables become the month of the family's tables."""
-    from include.destinations.postgres import profile_table, rejects_table
-
-    schema, staging, table = staged.schema_name, staged.staging_table, staged.table
-    report(
-        [
-            postgres_table(conn, schema, staging, rows),
-            postgres_table(conn, schema, rejects_table(staging), staged.rows_rejected),
-        ],
-        [
-            postgres_table(conn, schema, table, rows),
-            postgres_table(conn, schema, rejects_table(table), staged.rows_rejected),
-            postgres_table(conn, schema, profile_table(table)),
-        ],
-    )
-
-
-@_best_effort
-def staged_in_gcs(month_file: MonthFile, bucket: str, rows_by_object: dict[str, int | None]) -> None:
-    """``taxi_api_to_gcs`` stage: the source file into staged objects (``rows_by_object``, None if
-    not counted)."""
-    report(
-        [month_source(month_file)],
-        [gcs_object(bucket, name, rows) for name, rows in rows_by_object.items()],
-    )
-
-
-@_best_effort
-def copied_in_gcs(bucket: str, copies: dict[str, str], rows_by_object: dict[str, int | None]) -> None:
-    """``taxi_api_to_gcs`` publish: each staged object (key) copied to its name (value)."""
-    report(
-        [gcs_object(bucket, source, rows_by_object.get(target)) for source, target in copies.items()],
-        [gcs_object(bucket, target, rows_by_object.get(target)) for target in copies.values()],
-    )
 
 
 @_best_effort

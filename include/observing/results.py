@@ -18,34 +18,25 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from include.destinations.postgres import checked_identifier
+from include.checks.profile import MonthProfile
+from include.destinations.postgres import (
+    checked_identifier,
+    profile_from_row,
+    select_profiles,
+    tripdata_table,
+)
+from include.destinations.postgres import profile_table as profile_table_of
 from include.observing.chart import trips_per_day_png
 from include.source.families import TAXIS
 from include.source.months import Month
-
-_COLUMNS = (
-    "source_month",
-    "run_id",
-    "source_url",
-    "staged_at",
-    "published_at",
-    "rows_read",
-    "rows_loaded",
-    "rows_rejected",
-    "rows_outside_month",
-    "dropped_by_rule",
-    "trips_per_day",
-    "anomalies",
-)
 
 
 def profile_table(taxi: str) -> str:
     """The profile table of a colour, e.g. ``green_tripdata_profile``; refuses unknown colours."""
     if taxi not in TAXIS:
         raise ValueError(f"taxi {taxi!r} has no profiles; choose one of: {', '.join(TAXIS)}")
-    return f"{taxi}_tripdata_profile"
+    return profile_table_of(tripdata_table(taxi))
 
 
 @dataclass(frozen=True)
@@ -72,26 +63,31 @@ class AnomalyFlag:
 
 
 @dataclass(frozen=True)
-class MonthProfile:
-    """One load of one month, as its profile row records it."""
+class MonthLoad:
+    """One load of one month: the profile it staged (``include.checks.profile``) and what became of it."""
 
-    taxi: str
-    month: Month
+    profile: MonthProfile
     run_id: str
-    source_url: str
     staged_at: datetime
     published_at: datetime | None
-    rows_read: int
-    rows_loaded: int
-    rows_rejected: int
-    rows_outside_month: int
-    dropped_by_rule: dict[str, int]
-    trips_per_day: dict[date, int]
     anomalies: tuple[AnomalyFlag, ...] | None  # None: not checked yet
+
+    @property
+    def taxi(self) -> str:
+        return self.profile.taxi
+
+    @property
+    def month(self) -> Month:
+        return Month.parse(self.profile.month)
 
     @property
     def published(self) -> bool:
         return self.published_at is not None
+
+    @property
+    def dropped_by_rule(self) -> dict[str, int]:
+        """jsonb keeps no key order: the rules by name, so the page lists them the same every time."""
+        return dict(sorted(self.profile.dropped_by_rule.items()))
 
     @property
     def flagged_days(self) -> list[date]:
@@ -103,7 +99,7 @@ class MonthProfile:
         state = "" if self.published else ", not published"
         return trips_per_day_png(
             f"{self.taxi} trips per pickup day, {self.month} (run {self.run_id}{state})",
-            self.trips_per_day,
+            {date.fromisoformat(day): count for day, count in self.profile.trips_per_day.items()},
             self.month.first_day,
             self.month.last_day,
             self.flagged_days,
@@ -117,30 +113,20 @@ class ColourResults:
     taxi: str
     table: str  # schema-qualified, for the page
     table_exists: bool
-    months: list[MonthProfile]  # the latest published profile of each month, newest month first
-    not_published: list[MonthProfile]  # staged after what their month serves, newest first
+    months: list[MonthLoad]  # the latest published profile of each month, newest month first
+    not_published: list[MonthLoad]  # staged after what their month serves, newest first
 
-    def not_published_for(self, month: Month) -> list[MonthProfile]:
+    def not_published_for(self, month: Month) -> list[MonthLoad]:
         return [profile for profile in self.not_published if profile.month == month]
 
 
-def _profile(taxi: str, row: tuple) -> MonthProfile:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    anomalies = values["anomalies"]
-    return MonthProfile(
-        taxi=taxi,
-        month=Month.of(values["source_month"]),
-        run_id=values["run_id"],
-        source_url=values["source_url"],
-        staged_at=values["staged_at"],
-        published_at=values["published_at"],
-        rows_read=values["rows_read"],
-        rows_loaded=values["rows_loaded"],
-        rows_rejected=values["rows_rejected"],
-        rows_outside_month=values["rows_outside_month"],
-        # jsonb keeps no key order: the rules by name, so the page lists them the same every time.
-        dropped_by_rule={rule: int(count) for rule, count in sorted(values["dropped_by_rule"].items())},
-        trips_per_day={date.fromisoformat(day): int(n) for day, n in values["trips_per_day"].items()},
+def _load(taxi: str, row: dict) -> MonthLoad:
+    anomalies = row["anomalies"]
+    return MonthLoad(
+        profile=profile_from_row(taxi, row),
+        run_id=row["run_id"],
+        staged_at=row["staged_at"],
+        published_at=row["published_at"],
         anomalies=None if anomalies is None else tuple(AnomalyFlag.from_json(flag) for flag in anomalies),
     )
 
@@ -150,14 +136,13 @@ def _table_exists(conn: psycopg.Connection, schema_name: str, table: str) -> boo
     return conn.execute(query, (schema_name, table)).fetchone() is not None
 
 
-def _select_profiles(
-    conn: psycopg.Connection, schema_name: str, taxi: str, where: sql.Composable, params: tuple
-) -> list[MonthProfile]:
-    table = sql.Identifier(checked_identifier(schema_name, "schema"), profile_table(taxi))
-    query = sql.SQL(
-        "SELECT {columns} FROM {table} {where} ORDER BY source_month DESC, staged_at DESC, run_id"
-    ).format(columns=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), table=table, where=where)
-    return [_profile(taxi, row) for row in conn.execute(query, params).fetchall()]
+def _select_loads(
+    conn: psycopg.Connection, schema_name: str, taxi: str, where: str, params: tuple
+) -> list[MonthLoad]:
+    rows = select_profiles(
+        conn, schema_name, tripdata_table(taxi), where, params, "source_month DESC, staged_at DESC, run_id"
+    )
+    return [_load(taxi, row) for row in rows]
 
 
 def read_colour(conn: psycopg.Connection, schema_name: str, taxi: str) -> ColourResults:
@@ -166,8 +151,8 @@ def read_colour(conn: psycopg.Connection, schema_name: str, taxi: str) -> Colour
     qualified = f"{checked_identifier(schema_name, 'schema')}.{table}"
     if not _table_exists(conn, schema_name, table):
         return ColourResults(taxi, qualified, False, [], [])
-    profiles = _select_profiles(conn, schema_name, taxi, sql.SQL(""), ())
-    served: dict[Month, MonthProfile] = {}
+    profiles = _select_loads(conn, schema_name, taxi, "TRUE", ())
+    served: dict[Month, MonthLoad] = {}
     for profile in profiles:
         current = served.get(profile.month)
         if profile.published and (current is None or profile.published_at > current.published_at):
@@ -189,14 +174,14 @@ def read_results(conn: psycopg.Connection, schema_name: str) -> list[ColourResul
 
 def read_profile(
     conn: psycopg.Connection, schema_name: str, taxi: str, month: Month, run_id: str | None = None
-) -> MonthProfile | None:
+) -> MonthLoad | None:
     """The profile of one load (``run_id``), or the one the month serves; None if there is none."""
     if not _table_exists(conn, schema_name, profile_table(taxi)):
         return None
     if run_id is not None:
-        where = sql.SQL("WHERE source_month = %s AND run_id = %s")
-        found = _select_profiles(conn, schema_name, taxi, where, (month.first_day, run_id))
+        where = "source_month = %s AND run_id = %s"
+        found = _select_loads(conn, schema_name, taxi, where, (month.first_day, run_id))
         return found[0] if found else None
-    where = sql.SQL("WHERE source_month = %s AND published_at IS NOT NULL")
-    published = _select_profiles(conn, schema_name, taxi, where, (month.first_day,))
+    where = "source_month = %s AND published_at IS NOT NULL"
+    published = _select_loads(conn, schema_name, taxi, where, (month.first_day,))
     return max(published, key=lambda profile: profile.published_at, default=None)

@@ -15,7 +15,7 @@ authenticated user (the UI's ``_token`` cookie or a bearer token) allowed to rea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from include.destinations.postgres import DEFAULT_SCHEMA, checked_identifier
-from include.observing.results import ColourResults, MonthProfile, read_profile, read_results
+from include.observing.results import ColourResults, MonthLoad, read_profile, read_results
 from include.source.families import TAXIS
 from include.source.months import Month
 
@@ -86,45 +86,31 @@ def _month(taxi: str, month: str) -> Month:
         raise HTTPException(400, str(error)) from error
 
 
-def chart_url(profile: MonthProfile) -> str:
+def chart_url(profile: MonthLoad) -> str:
     """Relative to the app's root, so it works under any base URL or proxy prefix."""
     query = "" if profile.published else f"?run_id={profile.run_id}"
     return f"chart/{profile.taxi}/{profile.month}.png{query}"
 
 
-def profile_json(profile: MonthProfile) -> dict[str, Any]:
+def profile_json(load: MonthLoad) -> dict[str, Any]:
+    """A load as the JSON API answers it: its profile's fields, and what became of it."""
     return {
-        "month": str(profile.month),
-        "run_id": profile.run_id,
-        "source_url": profile.source_url,
-        "staged_at": profile.staged_at.isoformat(),
-        "published_at": profile.published_at.isoformat() if profile.published_at else None,
-        "rows_read": profile.rows_read,
-        "rows_loaded": profile.rows_loaded,
-        "rows_rejected": profile.rows_rejected,
-        "rows_outside_month": profile.rows_outside_month,
-        "dropped_by_rule": profile.dropped_by_rule,
+        **{name: value for name, value in asdict(load.profile).items() if name != "taxi"},
+        "dropped_by_rule": load.dropped_by_rule,
+        "run_id": load.run_id,
+        "staged_at": load.staged_at.isoformat(),
+        "published_at": load.published_at.isoformat() if load.published_at else None,
         "anomalies": None
-        if profile.anomalies is None
-        else [
-            {
-                "feature": flag.feature,
-                "value": flag.value,
-                "low": flag.low,
-                "high": flag.high,
-                "action": flag.action,
-                "days": [day.isoformat() for day in flag.days],
-            }
-            for flag in profile.anomalies
-        ],
-        "flagged_days": [day.isoformat() for day in profile.flagged_days],
-        "chart": chart_url(profile),
+        if load.anomalies is None
+        else [{**asdict(flag), "days": [day.isoformat() for day in flag.days]} for flag in load.anomalies],
+        "flagged_days": [day.isoformat() for day in load.flagged_days],
+        "chart": chart_url(load),
     }
 
 
 def _chosen(
     results: list[ColourResults], taxi: str | None, month: str | None, run_id: str | None
-) -> MonthProfile | None:
+) -> MonthLoad | None:
     """The load the page charts: the one asked for, else the newest month of the first colour with one."""
     for colour in results:
         for profile in colour.months + colour.not_published:

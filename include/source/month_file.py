@@ -25,7 +25,7 @@ import pyarrow as pa
 from include.checks.profile import MonthProfile, Profiler
 from include.source.extract import Rejects, iter_batches
 from include.source.sources import MonthRequest
-from include.source.transform import MONTHLY_RULES, CleaningReport, clean
+from include.source.transform import MONTHLY_RULES, CleaningReport, clean, with_source_month
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,13 @@ class MonthFile:
         self.profiler = Profiler(self.request.schema, self.request.month)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The kept rows, with the family's declared columns (snake_case, no ``source_month``),
-        read, cleaned and profiled ahead of the caller in a thread of their own."""
+        """The kept rows as every destination stores them (the family's ``table_schema``: declared
+        columns plus ``source_month``), read, cleaned and profiled ahead of the caller in a thread
+        of their own. Every destination gets ``source_month`` here, and only here."""
         schema, month = self.request.schema, self.request.month
         read = iter_batches(self.path, schema, self.rejects)
-        yield from read_ahead(self.profiler.observe(clean(read, schema, MONTHLY_RULES, self.report, month)))
+        kept = self.profiler.observe(clean(read, schema, MONTHLY_RULES, self.report, month))
+        yield from read_ahead(with_source_month(kept, month))
         log.info("%s: %s", self.path.name, self.report.describe())
 
     def profile(self) -> MonthProfile:

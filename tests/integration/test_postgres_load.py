@@ -9,11 +9,12 @@ import pytest
 from include.checks.profile import MonthProfile
 from include.destinations import postgres as warehouse
 from include.errors import InvalidParamsError
-from include.flows.taxi_api_to_postgres import publish, stage
+from include.flows import load_month
 from include.source.extract import Rejects, iter_batches
 from include.source.families import schema_for
 from include.source.months import Month
 from include.source.sources import SOURCES, MonthRequest
+from include.source.transform import with_source_month
 from local_stack.report import month_row_counts
 from tests import expected
 from tests.samples import YELLOW_2021_01
@@ -23,6 +24,16 @@ pytestmark = pytest.mark.integration
 JANUARY = Month(2021, 1)
 YELLOW = schema_for("yellow")
 REQUEST = MonthRequest.of(SOURCES["mirror"], "http://mirror.test", "yellow", JANUARY)
+
+
+def stage(conn, path, request, schema_name, run_id):
+    """``taxi_api_to_postgres``'s stage step into the schema."""
+    return load_month.stage(warehouse.Postgres(conn, schema_name), path, request, run_id)
+
+
+def publish(conn, staged) -> int:
+    """``taxi_api_to_postgres``'s publish step: the rows published."""
+    return load_month.publish(warehouse.Postgres(conn, staged.schema_name), staged)["rows"]
 
 
 def table_rows(conn, schema_name, table="yellow_tripdata"):
@@ -68,12 +79,12 @@ def test_a_failed_stage_leaves_the_published_month_and_no_staging(pg_conn, pg_sc
     before = table_rows(pg_conn, pg_schema)
 
     def batches_then_failure():
-        yield next(iter_batches(YELLOW_2021_01, YELLOW))
+        yield from with_source_month([next(iter_batches(YELLOW_2021_01, YELLOW))], JANUARY)
         raise OSError("connection to the source dropped")
 
     with pytest.raises(OSError, match="dropped"):
         warehouse.stage_month(
-            pg_conn, pg_schema, "yellow_tripdata", YELLOW.arrow_schema, JANUARY, "run-2",
+            pg_conn, pg_schema, "yellow_tripdata", YELLOW.table_schema, JANUARY, "run-2",
             batches_then_failure(), Rejects("yellow_tripdata_2021-01.csv.gz"), lambda: None,
         )  # fmt: skip
     assert table_rows(pg_conn, pg_schema) == before
@@ -98,7 +109,7 @@ def test_a_month_loads_while_another_month_is_being_staged(postgres, pg_conn, pg
         with psycopg.connect(postgres.uri) as conn:
             profile = MonthProfile("yellow", "2020-12", "http://mirror.test", 0, 0, 0, 0, {}, {}, {}, {})
             warehouse.stage_month(
-                conn, pg_schema, "yellow_tripdata", YELLOW.arrow_schema, Month(2020, 12), "run-dec",
+                conn, pg_schema, "yellow_tripdata", YELLOW.table_schema, Month(2020, 12), "run-dec",
                 rows_that_take_their_time(), Rejects("december"), lambda: profile,
             )  # fmt: skip
 

@@ -4,8 +4,8 @@ of every destination.
 Each test publishes a month, provokes a fault, and compares digests of the destination: a failure
 must leave it exactly as it was (rows, partitions, rejects, published profiles, objects), a
 recovered fault exactly as one good run. The faults run either through the flows' own step
-functions, chained as the DAG chains its tasks (``load_to_postgres``, ``export_to_gcs``: quick,
-for the many cases), or through the real DAG with ``airflow dags test`` (``run_dag``), where the
+functions, chained as the DAG chains its tasks (``load_through`` a destination: quick, for the
+many cases), or through the real DAG with ``airflow dags test`` (``run_dag``), where the
 retry policy, the check operators and the teardowns are under test.
 """
 
@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.checks.quality import Action, failed_checks
+from include.checks.quality import Action
 from include.destinations import postgres
-from include.errors import DataQualityError
-from include.flows import taxi_api_to_gcs as gcs_flow
-from include.flows import taxi_api_to_postgres as postgres_flow
+from include.destinations.base import Destination, Staged
+from include.destinations.gcs import GCS
+from include.flows import load_month
 from include.source.months import Month
 from include.source.sources import SOURCES, MonthRequest, downloaded
 from local_stack.tlc_server import SAMPLES
@@ -64,18 +64,9 @@ def new_run_id() -> str:
 # --- The flows' steps, chained as the DAGs chain their tasks ------------------------------------
 
 
-def audit_profile(profile) -> None:
-    """The audit's statements (``include.checks.quality.MONTH_CHECKS``) on a staged profile; in the DAG,
-    ``SQLTableCheckOperator`` evaluates the same statements on the profile row."""
-    failed = failed_checks(profile)
-    if failed:
-        raise DataQualityError(f"{profile.taxi} {profile.month} fails {', '.join(failed)}")
-
-
-def load_to_postgres(
+def load_through(
+    destination: Destination,
     base_url: str,
-    conn: psycopg.Connection,
-    schema_name: str,
     taxi: str = "green",
     month: Month = OCTOBER,
     *,
@@ -83,47 +74,30 @@ def load_to_postgres(
     run_id: str | None = None,
     actions: Mapping[str, Action] | None = None,
     **download_options: float,
-) -> postgres.StagedMonth:
-    """A month through ``taxi_api_to_postgres``'s steps: stage, audit, check_anomalies, publish,
-    and the teardown drop_staging whatever happened."""
+) -> Staged:
+    """A month through the monthly DAGs' steps (``include.flows.load_month``) into ``destination``:
+    stage, audit, check_anomalies, publish, and the teardown drop_staging whatever happened."""
     request = month_request(base_url, taxi, month, source)
     run_id = run_id or new_run_id()
     try:
         with downloaded(request.url, **download_options) as path:
-            staged = postgres_flow.stage(conn, path, request, schema_name, run_id)
-        audit_profile(postgres.staged_profile(conn, staged))
-        postgres_flow.check_anomalies(conn, staged, actions or {})
-        postgres_flow.publish(conn, staged)
+            staged = load_month.stage(destination, path, request, run_id)
+        load_month.audit(destination, staged)
+        load_month.check_anomalies(destination, staged, actions or {})
+        load_month.publish(destination, staged)
         return staged
     finally:
-        postgres.drop_staging(conn, schema_name, postgres.tripdata_table(taxi), month, run_id)
+        destination.drop_staging(taxi, month, run_id)
 
 
-def export_to_gcs(
-    base_url: str,
-    hook,
-    bucket: str,
-    taxi: str = "green",
-    month: Month = OCTOBER,
-    *,
-    source: str = "mirror",
-    run_id: str | None = None,
-    actions: Mapping[str, Action] | None = None,
-    **download_options: float,
-) -> gcs_flow.StagedExport:
-    """A month through ``taxi_api_to_gcs``'s steps: stage, audit, check_anomalies, publish, and
-    the teardown drop_staging whatever happened."""
-    request = month_request(base_url, taxi, month, source)
-    run_id = run_id or new_run_id()
-    try:
-        with downloaded(request.url, **download_options) as path:
-            staged = gcs_flow.stage(hook, path, request, bucket, run_id)
-        gcs_flow.audit(hook, staged)
-        gcs_flow.check_anomalies(hook, staged, actions or {})
-        gcs_flow.publish(hook, staged)
-        return staged
-    finally:
-        gcs_flow.drop_staging(hook, bucket, taxi, month, run_id)
+def load_to_postgres(base_url: str, conn: psycopg.Connection, schema_name: str, *args, **options) -> Staged:
+    """``load_through`` into Postgres, as ``taxi_api_to_postgres`` runs it."""
+    return load_through(postgres.Postgres(conn, schema_name), base_url, *args, **options)
+
+
+def export_to_gcs(base_url: str, hook, bucket: str, *args, **options) -> Staged:
+    """``load_through`` into a bucket, as ``taxi_api_to_gcs`` runs it."""
+    return load_through(GCS(hook, bucket), base_url, *args, **options)
 
 
 # --- Digests of the destinations ------------------------------------------------------------------

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from include.destinations import postgres as warehouse
-from include.flows import taxi_api_to_postgres as postgres_flow
+from include.flows import load_month
 from include.flows.defaults import RETRY_POLICY
 from include.source.sources import downloaded
 from local_stack.stack import LOCAL_BUCKET, LOCAL_PROJECT, Stack, free_port, google_cloud_env
@@ -96,7 +96,7 @@ def test_a_publish_stuck_behind_a_lock_fails_with_a_transient_error_and_the_retr
     request = month_request(mirror.url, "green", OCTOBER)
     run_id = new_run_id()
     with downloaded(request.url) as path:
-        staged = postgres_flow.stage(pg_conn, path, request, pg_schema, run_id)
+        staged = load_month.stage(warehouse.Postgres(pg_conn, pg_schema), path, request, run_id)
 
     with psycopg.connect(postgres.uri) as reader:  # not autocommit: its transaction stays open
         reader.execute(f"SELECT count(*) FROM {pg_schema}.green_tripdata")
