@@ -22,6 +22,6 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 # The DAGs import include.* from the project root.
 ENV PYTHONPATH=/opt/airflow
 # Arrow's allocator for the monthly streams: jemalloc returns what a finished batch freed, where
-# pyarrow's default (mimalloc) keeps it per thread; measured in bench/ (README "Benchmark"), a
+# pyarrow's default (mimalloc) keeps it per thread; measured in bench/ (bench/README.md), a
 # 7-million-row month then grows a task's memory by a few MB instead of tens.
 ENV ARROW_DEFAULT_MEMORY_POOL=jemalloc

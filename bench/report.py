@@ -173,7 +173,7 @@ def _ratio(results: dict[str, MethodResult], result: MethodResult) -> tuple[str,
 
 
 def markdown_table(results: dict[str, MethodResult]) -> str:
-    """The results as a Markdown table, ready to paste into the README."""
+    """The results as a Markdown table, ready to paste into bench/README.md."""
     lines = [
         "| method | runs | rows | wall s | rows/s | CPU s | Postgres CPU s | peak RSS MB | vs "
         "| wall x | speed x |",

@@ -491,7 +491,7 @@ def build_cases(
 
 
 def machine() -> dict[str, object]:
-    """What the numbers were measured on, as the README quotes it."""
+    """What the numbers were measured on, as bench/README.md quotes it."""
     cpu_models = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
     mem_total_kb = int(
         re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)[1]

@@ -19,8 +19,8 @@ Datasets are named by OpenLineage's naming conventions, so events from other too
 ``postgres://host:port`` + ``database.schema.table``, ``gs://bucket`` + object name, ``bigquery``
 + ``project.dataset.table``, and ``scheme://host[:port]`` + path for the file a source publishes.
 
-Lineage is off unless a transport is configured (``AIRFLOW__OPENLINEAGE__TRANSPORT``, see the
-README's Lineage section). Off, or outside a task, the calls do nothing; they never fail a task.
+Lineage is off unless a transport is configured (``AIRFLOW__OPENLINEAGE__TRANSPORT``, see
+docs/operations.md, "Lineage"). Off, or outside a task, the calls do nothing; they never fail a task.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Faults in the content: columns missing or added, values that do not parse, months that differ.
 
-Chosen behaviour (README, "What happens when things go wrong"): a declared column the file lacks
+Chosen behaviour (docs/operations.md, "What happens when things go wrong"): a declared column the file lacks
 loads as nulls and is reported (the TLC added columns over the years), but a file without the
 pickup time fails; an extra column is ignored with a warning; header names match ignoring case and
 a byte-order mark, and a match that needed that is reported; a row whose values do not parse is
