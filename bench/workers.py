@@ -27,9 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from include.source.sources import SOURCES
-from local_stack import mirror
-from tests import expected
-from tests.deploy.compose_stack import (
+from local_stack import expected, mirror
+from local_stack.compose import (
     FINISHED,
     Api,
     Backfill,
@@ -125,7 +124,7 @@ def run_once(folder: Path, months: list[mirror.Month], workers: int) -> dict:
 
 
 def expected_rows(folder: Path, months: list[mirror.Month]) -> dict[str, int]:
-    """Rows per "taxi YYYY-MM", counted with pandas from the mirror built here (tests/expected.py)."""
+    """Rows per "taxi YYYY-MM", counted with pandas from the mirror built here (local_stack/expected.py)."""
     built = mirror.build(folder / "mirror", months[0], months[-1])
     return {
         f"{taxi} {month}": expected.rows(expected.mirror_file(built, taxi, str(month)))

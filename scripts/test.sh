@@ -2,8 +2,17 @@
 # Lint, then run every test. The tests start the local services they need (Postgres, the TLC
 # server, the GCS and BigQuery stand-ins) on free loopback ports, apart from the demo's stack.
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k months
+# scripts/test.sh --quick is the edit loop's tier: lint, the unit tests and the DAG integrity tests,
+# no service started (about a minute warm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  scripts/bootstrap.sh
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  exec .venv/bin/pytest -q tests/unit tests/dags "$@"
+fi
 scripts/bootstrap.sh --browser
 # The stack test runs docker-compose.yaml: a Docker engine (installed and started when missing).
 scripts/docker-engine.sh

@@ -399,14 +399,3 @@ def _converted(
         rejects.rows.append(RejectedRow(int(lines[i]), "; ".join(reasons[i]), row_text))
     batch = pa.RecordBatch.from_arrays(columns, schema=schema.arrow_schema)
     return batch if readable.all() else batch.filter(pa.array(readable))
-
-
-def read_csv_batches(
-    path: Path, columns: pa.Schema, block_bytes: int = BLOCK_BYTES
-) -> Iterator[pa.RecordBatch]:
-    """Yield a header-less CSV (what ``COPY ... TO STDOUT`` writes) as batches of ``columns``."""
-    yield from pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=columns.names),
-        convert_options=pacsv.ConvertOptions(column_types=columns, strings_can_be_null=True),
-    )

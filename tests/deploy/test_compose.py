@@ -8,7 +8,7 @@ import re
 import subprocess
 from typing import Any
 
-from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary, compose_environment
+from local_stack.compose import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary, compose_environment
 
 LOCAL_CLOUD = {"gcs-emulator", "bigquery-emulator", "bigquery-init", "tlc-mirror"}
 # Run to completion; the services that need them wait for service_completed_successfully.

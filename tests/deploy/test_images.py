@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.deploy.conftest import REPO
+from local_stack.compose import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 EMULATORS_DOCKERFILE = (REPO / "local_stack" / "emulators.Dockerfile").read_text()

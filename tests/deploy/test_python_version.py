@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tests.deploy.conftest import REPO
+from local_stack.compose import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 

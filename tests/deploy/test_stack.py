@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 import requests
 
-from local_stack import mirror
-from tests import expected
-from tests.deploy.compose_stack import (
+from local_stack import expected, mirror
+from local_stack.compose import (
     FINISHED,
     ONE_SHOT,
+    REPO,
     Api,
     Backfill,
     Stack,
@@ -45,7 +45,6 @@ from tests.deploy.compose_stack import (
     stack_env,
     wait_until_healthy,
 )
-from tests.deploy.conftest import REPO
 
 pytestmark = pytest.mark.stack
 
@@ -103,7 +102,7 @@ def local_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def expected_counts(folder: Path, months: list[tuple[str, str]]) -> dict[str, dict[date, int]]:
     """Per family, rows per source month (its first day, as the tables store it), counted with
-    pandas from the mirror's files by the documented rules (tests/expected.py)."""
+    pandas from the mirror's files by the documented rules (local_stack/expected.py)."""
     counts: dict[str, dict[date, int]] = {}
     for taxi, month in months:
         rows = expected.rows(expected.mirror_file(folder, taxi, month))

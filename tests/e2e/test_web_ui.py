@@ -32,9 +32,9 @@ from include.destinations.postgres import trips_per_day
 from include.observing.chart import HEIGHT_PX, WIDTH_PX
 from include.source.families import schema_for
 from include.source.months import Month
+from local_stack import expected
 from local_stack.airflow_ui import USERNAME, AirflowUI
 from local_stack.report import month_row_counts
-from tests import expected
 from tests.dags.test_dag_integrity import EXPECTED_DAGS
 from tests.e2e.conftest import UI_MONTHS
 from tests.scheduler.harness import SchedulerHarness

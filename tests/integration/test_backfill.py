@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from local_stack import expected
 from local_stack.report import month_row_counts
-from tests import expected
 
 pytestmark = pytest.mark.integration
 

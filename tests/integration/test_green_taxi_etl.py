@@ -5,7 +5,7 @@ import io
 import pyarrow.parquet as pq
 import pytest
 
-from tests import expected
+from local_stack import expected
 from tests.samples import GREEN_2020_10, read_with_pandas
 
 pytestmark = pytest.mark.integration

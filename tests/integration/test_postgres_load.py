@@ -15,8 +15,8 @@ from include.source.families import schema_for
 from include.source.months import Month
 from include.source.sources import SOURCES, MonthRequest
 from include.source.transform import with_source_month
+from local_stack import expected
 from local_stack.report import month_row_counts
-from tests import expected
 from tests.samples import YELLOW_2021_01
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.source.families import schema_for
-from tests import expected
+from local_stack import expected
 from tests.samples import GREEN_2020_10, YELLOW_2021_01
 
 pytestmark = pytest.mark.integration

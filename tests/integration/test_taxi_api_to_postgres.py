@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from local_stack import expected
 from local_stack.report import month_row_counts
 from local_stack.tlc_server import TlcHandler, serve_in_thread
-from tests import expected
 from tests.samples import GREEN_2020_10, GREEN_2024_01_PARQUET, YELLOW_2021_01
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.source.families import schema_for
-from tests import expected
+from local_stack import expected
 from tests.samples import YELLOW_2021_01
 
 pytestmark = pytest.mark.integration

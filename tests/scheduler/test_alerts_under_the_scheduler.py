@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import pytest
 
+from local_stack import expected
 from local_stack.report import month_row_counts
 from local_stack.tlc_server import serve_in_thread
-from tests import expected
 from tests.conftest import ALERT_RECIPIENTS, dag_environment
 from tests.mail import MailServer, start_mail_server
 from tests.samples import GREEN_2020_10

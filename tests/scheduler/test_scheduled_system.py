@@ -14,7 +14,7 @@ them. The tests go on from each other, like an operator's day:
 4. a reprocessing backfill of the GCS flow changes nothing in GCS or BigQuery;
 5. the daily export's backfill of a month exports each of its days.
 
-What landed is compared with what ``tests/expected.py`` computes with pandas from the files served.
+What landed is compared with what ``local_stack/expected.py`` computes with pandas from the files served.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import pytest
 from psycopg import sql
 
 from include.source.months import Month
+from local_stack import expected
 from local_stack.report import month_row_counts
 from local_stack.stack import LOCAL_PROJECT
-from tests import expected
 from tests.conftest import dag_environment
 from tests.scheduler.harness import AirflowApiError
 

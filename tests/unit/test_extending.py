@@ -18,7 +18,7 @@ from include.flows import load_month
 from include.source.families import TAXIS
 from include.source.months import Month
 from include.source.sources import SOURCES, MonthRequest
-from tests import expected
+from local_stack import expected
 from tests.samples import FHV_2021_01
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from local_stack import mirror
-from tests import expected
+from local_stack import expected, mirror
 
 REPO = Path(__file__).resolve().parents[2]
 # The stand-ins' image has include/ (the families' declaration), local_stack/ and data/tlc/, but not

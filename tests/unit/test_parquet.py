@@ -12,7 +12,7 @@ from include.source.extract import iter_batches
 from include.source.families import schema_for
 from include.source.months import Month
 from include.source.transform import MONTHLY_RULES, CleaningReport, clean, with_source_month
-from tests import expected
+from local_stack import expected
 from tests.samples import GREEN_2020_10
 
 OCTOBER = Month(2020, 10)

