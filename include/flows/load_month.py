@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from include.checks.quality import Action, Anomaly
     from include.destinations.base import Destination, Staged
+    from include.source.month_file import MissingColumns
     from include.source.sources import MonthRequest
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,22 @@ def _plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
 
 @task(task_id="stage", execution_timeout=LOAD_TIMEOUT)
 def _stage(destination: str, request: dict, run_id: str | None = None) -> dict:
+    from airflow.sdk import Variable
+
     from include.destinations.base import destination_class
+    from include.errors import InvalidParamsError
+    from include.source.month_file import MISSING_COLUMNS_ACTIONS
     from include.source.sources import MonthRequest, downloaded
 
     month_request = MonthRequest.from_dict(request)
+    missing_columns = Variable.get("missing_columns", default="fail")
+    if missing_columns not in MISSING_COLUMNS_ACTIONS:
+        raise InvalidParamsError(
+            f"Variable missing_columns is {missing_columns!r}: use one of {MISSING_COLUMNS_ACTIONS}"
+        )
     # Made before the download: a wrong Variable or connection fails before any byte is fetched.
     with destination_class(destination).from_airflow() as target, downloaded(month_request.url) as path:
-        return stage(target, path, month_request, run_id).to_dict()
+        return stage(target, path, month_request, run_id, missing_columns).to_dict()
 
 
 @task(task_id="audit")
@@ -140,12 +150,22 @@ def _drop_staging(destination: str, request: dict, run_id: str | None = None) ->
 # --- The steps: plain functions of a destination, the same inside Airflow, in tests and benchmarks --
 
 
-def stage(destination: Destination, path: Path, request: MonthRequest, run_id: str) -> Staged:
-    """Stream a downloaded month through the cleaning rules into the destination's staging area."""
+def stage(
+    destination: Destination,
+    path: Path,
+    request: MonthRequest,
+    run_id: str,
+    missing_columns: MissingColumns = "fail",
+) -> Staged:
+    """Stream a downloaded month through the cleaning rules into the destination's staging area.
+
+    A file without values in a column its era always has fails here, or with ``missing_columns``
+    ``flag`` is staged and flagged by the anomaly test (``include.source.month_file``).
+    """
     from include.observing import lineage
     from include.source.month_file import MonthFile
 
-    month_file = MonthFile(path, request)
+    month_file = MonthFile(path, request, missing_columns)
     staged = destination.stage(month_file, run_id)
     if month_file.rejects.rows:
         log.warning("%d unreadable row(s) of %s staged", len(month_file.rejects.rows), path.name)
