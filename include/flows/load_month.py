@@ -3,7 +3,9 @@
 ``load_every_family`` builds what those DAGs run: ``plan_month``, then one task group per family,
 each independent of the others:
 
-- **wait_for_file** skips the family if the run does not load it, or waits, deferred, for its file;
+- **plan_month** decides the run's month and families; a family the run does not load is skipped
+  right there (a branch: its tasks never start a process);
+- **wait_for_file** waits, deferred, for the family's file;
 - **stage** downloads the file and streams it, read, cleaned and profiled
   (``include.source.month_file``), into the destination's staging area;
 - **audit** fails the month unless its staged profile passes ``include.checks.quality.MONTH_CHECKS``
@@ -24,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, task
+from airflow.sdk import TaskGroup, XComArg, task
 
 from include.flows.defaults import LOAD_TIMEOUT
 from include.source.families import TAXIS
@@ -57,12 +59,15 @@ def load_every_family(
     operator (default: the checks evaluated on the staged profile); each publish emits an event
     on ``publish_outlets`` with what was published as its extra.
     """
-    plan = _plan_month()
+    planned = _plan_month()
+    plan = XComArg(planned.operator, key=PLAN_KEY)
     stage = _stage.override(pool=stage_pool) if stage_pool else _stage
     publish = _publish.override(outlets=list(publish_outlets)) if publish_outlets else _publish
     for taxi in TAXIS:
         with TaskGroup(group_id=taxi):
-            request = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan).output
+            wait = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan)
+            planned >> wait
+            request = wait.output
             staged = stage(destination, request)
             audited = audit(taxi) if audit else _audit(destination, staged)
             published = publish(destination, staged)
@@ -73,14 +78,21 @@ def load_every_family(
 # --- The tasks: each makes the destination, runs its step, and hands on a JSON-safe result --------
 
 
-@task(task_id="plan_month")
-def _plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
+# The XCom of plan_month holding the run's plan (its return value is the branch it takes).
+PLAN_KEY = "plan"
+
+
+@task.branch(task_id="plan_month")
+def _plan_month(params: dict, ti=None, dag_run=None, data_interval_start=None) -> list[str]:
     from dataclasses import asdict
 
     from include.source.sources import plan_run, runtime_settings
 
     # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
-    return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
+    plan = plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings())
+    ti.xcom_push(key=PLAN_KEY, value=asdict(plan))
+    # Only the families the run loads go on: the others are skipped by the scheduler, no process each.
+    return [f"{taxi}.wait_for_file" for taxi in plan.taxis]
 
 
 @task(task_id="stage", execution_timeout=LOAD_TIMEOUT)

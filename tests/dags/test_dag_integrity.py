@@ -41,6 +41,15 @@ def test_every_dag_file_imports_without_errors(dag_bag):
     assert set(dag_bag.dag_ids) == EXPECTED_DAGS
 
 
+def test_every_dag_serializes_as_the_dag_processor_stores_it(dag_bag):
+    """The scheduler and `airflow dags test` run the serialized DAG: what imports must serialize too."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id, dag in dag_bag.dags.items():
+        serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert set(serialized.task_ids) == set(dag.task_ids), dag_id
+
+
 def test_every_dag_has_an_owner_tags_docs_and_retries(dag_bag):
     for dag_id, dag in dag_bag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
