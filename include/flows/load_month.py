@@ -91,6 +91,8 @@ def _plan_month(params: dict, ti=None, dag_run=None, data_interval_start=None) -
     # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
     plan = plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings())
     ti.xcom_push(key=PLAN_KEY, value=asdict(plan))
+    skipped = [taxi for taxi in TAXIS if taxi not in plan.taxis]
+    log.info("this run loads %s of %s for %s; skipped: %s", plan.taxis, plan.source, plan.month, skipped)
     # Only the families the run loads go on: the others are skipped by the scheduler, no process each.
     return [f"{taxi}.wait_for_file" for taxi in plan.taxis]
 
