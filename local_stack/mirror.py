@@ -1,4 +1,4 @@
-"""The local stand-in's folder: the samples, plus constructed months that fill a range.
+"""The local stand-in's folder: the real samples, plus constructed months that fill a range.
 
 The samples (``data/tlc``) have one month per family, and not the same month: yellow 2021-01, green
 2020-10, FHV 2019-01 and 2021-01. A schedule needs every family in every month of its range, so the
@@ -68,7 +68,7 @@ class Month:
         return f"{self.year:04d}-{self.month:02d}"
 
 
-# The families' samples (real trips) the constructed months are moved from.
+# The families' real samples the constructed months are moved from.
 BASE_SAMPLES = {
     "yellow": (Month(2021, 1), SAMPLES / "yellow" / "yellow_tripdata_2021-01.csv.gz"),
     "green": (Month(2020, 10), SAMPLES / "green" / "green_tripdata_2020-10.csv.gz"),

@@ -53,7 +53,7 @@ def test_the_command_line_builds_without_include_what_build_writes(tmp_path: Pat
             assert expected.rows(expected.mirror_file(here, taxi, month)) > 1000, (taxi, month)
     constructed = (here / "CONSTRUCTED.md").read_text()
     assert "- green/green_tripdata_2021-01.csv.gz" in constructed
-    assert "yellow_tripdata_2021-01" not in constructed  # a sample, copied as it is
+    assert "yellow_tripdata_2021-01" not in constructed  # a real sample, copied as it is
 
 
 def test_a_range_that_ends_before_it_starts_is_refused(tmp_path: Path) -> None:
