@@ -7,7 +7,8 @@ real-shaped values:
 - trip times, zones and miles are those of real green trips of January 2024 (the TLC's own green
   file of the same month, which covers every day), sampled without replacement;
 - the company: Uber (HV0003, base B03404) for about 73% of the trips, Lyft (HV0005, base B03406)
-  for the rest; Lyft reports no on-scene time and no originating base, so those are null;
+  for the rest; Lyft's on-scene time is null (the TLC's files leave it empty), its originating
+  base too;
 - the request comes a few minutes before the pickup, the car on scene in between;
 - base passenger fare about $2.50 a mile plus $0.70 a minute (a trip's own noise, at least $7.50);
   bcf 2.5% and sales tax 8.875% of the fare; congestion surcharge $2.75 when a trip starts or ends
