@@ -12,7 +12,7 @@ import pytest
 from local_stack import expected
 from local_stack.report import month_row_counts
 from local_stack.tlc_server import TlcHandler, serve_in_thread
-from tests.samples import GREEN_2020_10, GREEN_2024_01_PARQUET, YELLOW_2021_01
+from tests.samples import GREEN_2020_10, GREEN_2024_01_PARQUET, YELLOW_2021_01, mirror_with_a_gap
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +37,9 @@ def test_every_family_of_a_month_lands_once_however_often_it_runs(run_dag, local
         f"SELECT count(*), count(published_at), count(anomalies) FROM {pg_schema}.green_tripdata_profile"
     ).fetchone()
     assert profiles == (2, 2, 2)  # one profile per run, each checked and published, kept for auditing
+    # The yellow sample's trips are spread over the month: a month built from it has no gap to flag.
+    yellow_flags = pg_conn.execute(f"SELECT anomalies FROM {pg_schema}.yellow_tripdata_profile").fetchall()
+    assert yellow_flags == [([],), ([],)]
     staging = pg_conn.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s", (pg_schema, "%stage%")
     ).fetchone()
@@ -59,17 +62,29 @@ def test_a_manual_run_can_pick_one_family(run_dag, pg_conn, pg_schema):
     )
 
 
-def test_the_audit_and_the_anomaly_test_read_the_staged_profile(run_dag, pg_conn, pg_schema):
-    result = run_dag("taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"})
+def test_the_audit_and_the_anomaly_test_read_the_staged_profile(run_dag, pg_conn, pg_schema, tmp_path):
+    # The sample with five days of January taken out: a feed that stopped, which must be flagged.
+    folder = mirror_with_a_gap(tmp_path, range(11, 16))
+    gapped = folder / "yellow" / YELLOW_2021_01.name
+    server, url = serve_in_thread(folder)
+    try:
+        result = run_dag(
+            "taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"}, AIRFLOW_VAR_MIRROR_BASE_URL=url
+        )
+    finally:
+        server.shutdown()
     assert_succeeded(result)
-    # The yellow sample is the first 22,791 trips of January: every day but the first is nearly empty.
     [(anomalies, rows)] = pg_conn.execute(
         f"SELECT anomalies, rows_loaded FROM {pg_schema}.yellow_tripdata_profile"
     ).fetchall()
-    assert rows == expected.rows(YELLOW_2021_01)
+    assert rows == expected.rows(gapped)
+    low_days = expected.low_trip_days(gapped, "2021-01")
     [flag] = anomalies
-    assert (flag["feature"], flag["action"], flag["value"]) == ("low_trip_days", "warn", 30)
-    assert "anomaly in yellow 2021-01: low_trip_days is 30, expected 0 to 2 (warn)" in output(result)
+    assert (flag["feature"], flag["action"], flag["value"]) == ("low_trip_days", "warn", len(low_days))
+    assert flag["days"] == [day.isoformat() for day in low_days]
+    assert f"anomaly in yellow 2021-01: low_trip_days is {len(low_days)}, expected 0 to 2 (warn)" in output(
+        result
+    )
     assert "has_rows" in output(result) and "pickups_in_month" in output(
         result
     )  # SQLTableCheckOperator's log
