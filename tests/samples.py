@@ -16,6 +16,7 @@ GREEN_2020_10 = SAMPLES / "green" / "green_tripdata_2020-10.csv.gz"
 FHV_2019_01 = SAMPLES / "fhv" / "fhv_tripdata_2019-01.csv.gz"  # constructed, with the 2019 header
 FHV_2021_01 = SAMPLES / "fhv" / "fhv_tripdata_2021-01.csv.gz"  # constructed, with the later header
 GREEN_2024_01_PARQUET = SAMPLES / "trip-data" / "green_tripdata_2024-01.parquet"  # the TLC's own
+FHVHV_2024_01_PARQUET = SAMPLES / "trip-data" / "fhvhv_tripdata_2024-01.parquet"  # constructed
 SAMPLE_FILES = {"yellow": YELLOW_2021_01, "green": GREEN_2020_10, "fhv": FHV_2021_01}
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from include.source.families import schema_for
 from local_stack import expected
-from tests.samples import GREEN_2020_10, YELLOW_2021_01
+from tests.samples import FHVHV_2024_01_PARQUET, GREEN_2020_10, YELLOW_2021_01
 
 pytestmark = pytest.mark.integration
 
@@ -117,4 +117,18 @@ def test_the_tlc_parquet_lands_in_the_same_layout_with_the_same_schema(run_dag, 
             .where(AssetModel.name == "nyc_taxi_parquet")
         ).all()
     uri = f"gs://{gcs_bucket}/green_tripdata/green_tripdata_2024-01.parquet"
-    assert {"taxi": "green", "month": "2024-01", "uri": uri, "rows": monthly.num_rows} in extras
+    published = {"taxi": "green", "month": "2024-01", "rows": monthly.num_rows, "location": uri, "uri": uri}
+    assert published in extras
+
+
+def test_the_high_volume_fhv_family_lands_in_its_own_files(run_dag, gcs_bucket, storage_client):
+    tlc = {
+        "AIRFLOW_VAR_TAXI_SOURCE": "tlc",
+        "AIRFLOW_VAR_TAXI_FIRST_MONTH": "2024-01",
+        "AIRFLOW_VAR_TAXI_LAST_MONTH": "2024-01",
+    }
+    run(run_dag, gcs_bucket, {"taxis": ["fhvhv"], "month": "2024-01"}, **tlc)
+    monthly = parquet(objects(storage_client, gcs_bucket)["fhvhv_tripdata/fhvhv_tripdata_2024-01.parquet"])
+    assert monthly.schema == schema_for("fhvhv").table_schema
+    assert monthly.num_rows == expected.rows(FHVHV_2024_01_PARQUET)
+    assert monthly.column("cbd_congestion_fee").null_count == monthly.num_rows  # a 2025 column: nulls

@@ -12,7 +12,13 @@ import pytest
 from local_stack import expected
 from local_stack.report import month_row_counts
 from local_stack.tlc_server import TlcHandler, serve_in_thread
-from tests.samples import GREEN_2020_10, GREEN_2024_01_PARQUET, YELLOW_2021_01, mirror_with_a_gap
+from tests.samples import (
+    FHVHV_2024_01_PARQUET,
+    GREEN_2020_10,
+    GREEN_2024_01_PARQUET,
+    YELLOW_2021_01,
+    mirror_with_a_gap,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +113,22 @@ def test_a_month_of_the_tlc_parquet_and_one_of_the_csv_mirror_share_one_table(ru
     )
     assert sources[date(2024, 1, 1)].endswith("/trip-data/green_tripdata_2024-01.parquet")
     assert sources[date(2020, 10, 1)].endswith("/green/green_tripdata_2020-10.csv.gz")
+
+
+def test_the_high_volume_fhv_family_loads_from_the_tlc_parquet_alone(run_dag, pg_conn, pg_schema):
+    tlc = {
+        "AIRFLOW_VAR_TAXI_SOURCE": "tlc",
+        "AIRFLOW_VAR_TAXI_FIRST_MONTH": "2024-01",
+        "AIRFLOW_VAR_TAXI_LAST_MONTH": "2024-01",
+    }
+    assert_succeeded(run_dag("taxi_api_to_postgres", {"taxis": ["fhvhv"], "month": "2024-01"}, **tlc))
+    assert month_row_counts(pg_conn, pg_schema, "fhvhv_tripdata") == {
+        date(2024, 1, 1): expected.rows(FHVHV_2024_01_PARQUET)
+    }
+    # The course's mirror has no High-Volume FHV: asking it for one fails, naming what it has.
+    result = run_dag("taxi_api_to_postgres", {"taxis": ["fhvhv"], "month": "2020-10"})
+    assert result.returncode != 0
+    assert "mirror publishes none of them for 2020-10 (yellow from 2019-01" in output(result)
 
 
 def test_a_missing_month_of_the_mirror_fails_at_once_naming_the_url(
