@@ -162,3 +162,11 @@ def test_the_monthly_gcs_flow_publishes_the_asset_the_bigquery_flow_is_scheduled
         TAXIS
     )
     assert dag_bag.dags["taxi_gcs_to_bigquery"].timetable.asset_condition == TAXI_PARQUET
+
+
+def test_the_pool_check_knows_every_pool_the_tasks_use_and_pools_json_creates_them(dag_bag):
+    from include.flows.pools import POOLS
+
+    used = {task.pool for dag in dag_bag.dags.values() for task in dag.tasks} - {"default_pool"}
+    pools_file = DAGS_FOLDER.parent / "config" / "pools.json"
+    assert used == POOLS == set(json.loads(pools_file.read_text()))
