@@ -37,3 +37,7 @@ class DataQualityError(ValueError):
 
 class MonthNotLoadedError(DataQualityError):
     """A step needs a month that was never loaded; the message names the flow to run first."""
+
+
+class DeploymentError(RuntimeError):
+    """This Airflow lacks a piece the DAGs need (the plugins, the pools); the message says what to do."""

@@ -88,8 +88,6 @@ class AirflowUI:
             "AIRFLOW__API__BASE_URL": self.url,
             # Tasks report to the execution API of our api-server, not the default localhost:8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            # The scheduler evaluates the monthly DAGs' deadlines (off for `airflow dags test`).
-            "NYC_TAXI_DEADLINES": "on",
             **self.settings,
         }
 

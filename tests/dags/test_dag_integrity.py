@@ -171,3 +171,24 @@ def test_the_monthly_gcs_flow_publishes_the_asset_the_bigquery_flow_is_scheduled
         TAXIS
     )
     assert dag_bag.dags["taxi_gcs_to_bigquery"].timetable.asset_condition == TAXI_PARQUET
+
+
+def test_the_pool_check_knows_every_pool_the_tasks_use_and_pools_json_creates_them(dag_bag):
+    from include.flows.pools import POOLS
+
+    used = {task.pool for dag in dag_bag.dags.values() for task in dag.tasks} - {"default_pool"}
+    pools_file = DAGS_FOLDER.parent / "config" / "pools.json"
+    assert used == POOLS == set(json.loads(pools_file.read_text()))
+
+
+def test_the_monthly_dags_keep_their_deadline_except_when_airflow_dags_test_parses_them(dag_bag):
+    # A scheduler evaluates it (tests/scheduler); `airflow dags test` would exit 1 with it
+    # (include/flows/defaults.py), so the command line it parses under has none.
+    for dag_id in ("taxi_api_to_postgres", "taxi_api_to_gcs"):
+        assert dag_bag.dags[dag_id].deadline is not None, dag_id
+    probe = (
+        "import sys; sys.argv = ['airflow', 'dags', 'test', 'taxi_api_to_postgres']; "
+        "from include.flows.defaults import MONTHLY_DEADLINE; print(MONTHLY_DEADLINE)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "None"
