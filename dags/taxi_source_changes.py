@@ -16,7 +16,8 @@ each, and emits an event when a file appears or changes (ETag, Last-Modified, si
    published months) follow. A run id that already exists is skipped: the same change announced
    twice reloads once.
 
-The monthly DAGs must be unpaused for the reloads to run. With the watcher off, an event made by
+The monthly DAGs must be unpaused: a reload of a paused one fails at once, naming it (unpause it,
+then clear the failed task). With the watcher off, an event made by
 hand (Assets → `nyc_taxi_source_files` → Create asset event, extra `{"taxi": "green", "month":
 "2020-11"}`) reloads that month the same way. See docs/operations.md, "Events: new and corrected
 source files".
@@ -68,6 +69,7 @@ def taxi_source_changes():
             deferrable=True,  # waits in the triggerer, holding no worker slot
             poke_interval=15,
             skip_when_already_exists=True,
+            fail_when_dag_is_paused=True,  # at once, naming the DAG, rather than waiting for hours
             execution_timeout=LOAD_TIMEOUT,
             map_index_template="{{ task.conf['month'] }} {{ task.conf['taxis'] | join(',') }}",
         ).expand_kwargs(planned)
