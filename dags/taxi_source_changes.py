@@ -57,7 +57,7 @@ def taxi_source_changes():
         # (apache/airflow#56050): reload them now too; one read twice keeps its run id.
         if events:
             events += inlet_events[SOURCE_FILES].after(max(event.timestamp for event in events))
-        return reloads(changes_of(event.extra for event in events))
+        return reloads(changes_of((event.extra, str(event.timestamp)) for event in events))
 
     planned = plan_reloads()
     for destination, dag_id in RELOADED_DAGS.items():

@@ -20,13 +20,20 @@ from include.source.families import TAXIS
 RUN_ID_PREFIX = "source_change"
 
 
-def changes_of(extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
-    """The changes the events name, oldest first: the watcher's payload, or an event's extra itself."""
+VALIDATORS = ("etag", "last_modified", "size")
+
+
+def changes_of(events: Iterable[tuple[Mapping[str, Any] | None, str]]) -> list[dict[str, Any]]:
+    """The changes named by ``(extra, timestamp)`` of each event, oldest first: the watcher's
+    payload, or the extra itself of an event made by hand, which names no version: its time
+    stands for one, so each such event is a reload of its own."""
     changes = []
-    for extra in extras:
-        change = (extra or {}).get("payload", extra) or {}
+    for extra, timestamp in events:
+        change = dict((extra or {}).get("payload", extra) or {})
         if change.get("taxi") in TAXIS and change.get("month"):
-            changes.append(dict(change))
+            if not any(change.get(key) for key in VALIDATORS):
+                change["requested_at"] = timestamp
+            changes.append(change)
     return changes
 
 
@@ -43,7 +50,7 @@ def reloads(changes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for month, by_taxi in sorted(newest.items()):
         taxis = [taxi for taxi in TAXIS if taxi in by_taxi]
         versions = [
-            [taxi, *(by_taxi[taxi].get(key) for key in ("url", "etag", "last_modified", "size"))]
+            [taxi, *(by_taxi[taxi].get(key) for key in ("url", *VALIDATORS, "requested_at"))]
             for taxi in taxis
         ]
         digest = hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:12]

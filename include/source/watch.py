@@ -4,20 +4,20 @@
 one conditional HEAD per family and month in the configured bounds (``If-None-Match`` /
 ``If-Modified-Since``: an unchanged file costs a 304 and no body), and emits one event per file
 that appeared or changed, its payload naming the taxi, month, URL and the new validators (ETag,
-Last-Modified, size). The asset it watches (``include.flows.assets.SOURCE_FILES``) schedules
-``taxi_source_changes``, which reloads exactly those months.
+Last-Modified, size). The asset it watches, ``nyc_taxi_source_files``
+(``include.flows.assets.source_files``), schedules ``taxi_source_changes``, which reloads exactly
+those months.
 
 What it knows about each file (its validators, or that it was absent) is kept in the watched
 asset's state store (Airflow 3.3's ``asset_state_store``, in the metadata database), one key per
 family: a restarted triggerer starts from there, so it neither misses a change made while it was
-down nor announces one twice. The first time a file is asked about, it is only recorded: what the
-source had before the watcher ran is the scheduled runs' to load.
+down nor announces one twice (see ``SETTLE_SECONDS``). The first time a file is asked about, it is
+only recorded: what the source had before the watcher ran is the scheduled runs' to load.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     # Imported where used: the DAG file that builds this trigger must not import requests.
     from include.source.download import FileVersion
     from include.source.sources import SourceSettings
-
-log = logging.getLogger(__name__)
 
 # How long after emitting its events the watcher records the new validators: the triggerer writes
 # events to the metadata database about once a second, so by then they are stored. A restart in
