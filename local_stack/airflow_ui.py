@@ -194,6 +194,15 @@ class AirflowUI:
         self._stop(("triggerer", "dag-processor", "scheduler"), grace)
         self._stop(("api-server",), grace)
 
+    def stop_component(self, name: str, grace: float = 20.0) -> None:
+        """Stop one component (``triggerer``...) as ``stop`` does, leaving the others running."""
+        self._stop((name,), grace)
+
+    def start_component(self, name: str, timeout: float = 120.0) -> None:
+        """Start a component ``stop_component`` stopped, with the same environment; wait until healthy."""
+        self.processes[name] = self._spawn(name, self.environment)
+        self.wait_until_healthy(timeout)
+
     def _stop(self, names: tuple[str, ...], grace: float) -> None:
         """SIGTERM, then SIGKILL to what is left of ``names`` after ``grace`` seconds.
 

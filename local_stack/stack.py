@@ -232,6 +232,10 @@ class Stack:
             "AIRFLOW_VAR_TAXI_FIRST_MONTH": str(mirror.LOCAL_MONTHS[0]),
             "AIRFLOW_VAR_TAXI_LAST_MONTH": str(mirror.LOCAL_MONTHS[1]),
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
+            # The source watcher (docs/operations.md): a dozen HEADs a minute to the stand-in, so
+            # editing a file under .state/ reloads its month while taxi_source_changes is unpaused.
+            "AIRFLOW_VAR_WATCH_SOURCE": "on",
+            "AIRFLOW_VAR_WATCH_SOURCE_SECONDS": "60",
             # alerts: a monthly run's deadline (`dags test` goes without: include/flows/defaults.py).
             "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
             **google_cloud_env(self.gcs_port, self.bigquery_port),

@@ -192,3 +192,19 @@ def test_the_monthly_dags_keep_their_deadline_except_when_airflow_dags_test_pars
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "None"
+
+
+def test_the_source_changes_flow_reloads_through_both_monthly_dags_on_the_source_asset(dag_bag):
+    changes = dag_bag.dags["taxi_source_changes"]
+    assert changes.timetable.asset_condition.name == "nyc_taxi_source_files"
+    reloads = {task.task_id: task for task in changes.tasks if task.task_id.startswith("reload_")}
+    assert {task_id: task.partial_kwargs["trigger_dag_id"] for task_id, task in reloads.items()} == {
+        "reload_postgres": "taxi_api_to_postgres",
+        "reload_gcs": "taxi_api_to_gcs",
+    }
+    for task in reloads.values():
+        # The same change announced twice reloads once; a paused monthly DAG fails the reload at once.
+        assert (
+            task.partial_kwargs["skip_when_already_exists"] and task.partial_kwargs["fail_when_dag_is_paused"]
+        )
+        assert task.upstream_task_ids == {"plan_reloads"}
