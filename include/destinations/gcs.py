@@ -293,7 +293,8 @@ class GCS(Destination):
         self._write_profile(profile, {**values, "published_at": datetime.now(timezone.utc).isoformat()})
         uri = f"gs://{bucket}/{month_object(taxi, month)}"
         log.info("Published %s and %d daily partitions", uri, staged.partitions)
-        return {"taxi": taxi, "month": month, "uri": uri, "rows": staged.rows_loaded}
+        # ``uri``: what taxi_gcs_to_bigquery loads, read from the asset event's extra.
+        return {"taxi": taxi, "month": month, "rows": staged.rows_loaded, "location": uri, "uri": uri}
 
     def drop_staging(self, taxi: str, month: Month | str, run_id: str) -> None:
         delete_prefix(self.hook, self.bucket, staging_prefix(taxi, month, run_id))
