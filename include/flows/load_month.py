@@ -228,6 +228,11 @@ def publish(destination: Destination, staged: Staged) -> dict[str, Any]:
     published = destination.publish(staged)
     datasets = destination.published_datasets(staged)
     lineage.report(datasets.inputs, datasets.outputs)
-    where = published.get("table") or published.get("uri")
-    log.info("Published %d rows of %s %s in %s", staged.rows_loaded, staged.taxi, staged.month, where)
+    log.info(
+        "Published %d rows of %s %s in %s",
+        published["rows"],
+        staged.taxi,
+        staged.month,
+        published["location"],
+    )
     return published

@@ -101,7 +101,8 @@ def test_the_tlc_parquet_lands_in_the_same_layout_with_the_same_schema(run_dag, 
         "AIRFLOW_VAR_TAXI_FIRST_MONTH": "2024-01",
         "AIRFLOW_VAR_TAXI_LAST_MONTH": "2024-01",
     }
-    run(run_dag, gcs_bucket, {"taxis": ["green"], "month": "2024-01"}, **tlc)
+    result = run(run_dag, gcs_bucket, {"taxis": ["green"], "month": "2024-01"}, **tlc)
+    output = result.stdout + result.stderr
     monthly = parquet(objects(storage_client, gcs_bucket)["green_tripdata/green_tripdata_2024-01.parquet"])
     assert monthly.schema == schema_for("green").table_schema
     assert monthly.column("ehail_fee").null_count == monthly.num_rows  # empty, still a float column
@@ -119,6 +120,7 @@ def test_the_tlc_parquet_lands_in_the_same_layout_with_the_same_schema(run_dag, 
     uri = f"gs://{gcs_bucket}/green_tripdata/green_tripdata_2024-01.parquet"
     published = {"taxi": "green", "month": "2024-01", "rows": monthly.num_rows, "location": uri, "uri": uri}
     assert published in extras
+    assert f"Published {monthly.num_rows} rows of green 2024-01 in {uri}" in output
 
 
 def test_the_high_volume_fhv_family_lands_in_its_own_files(run_dag, gcs_bucket, storage_client):

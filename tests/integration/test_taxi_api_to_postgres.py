@@ -62,6 +62,8 @@ def test_a_manual_run_can_pick_one_family(run_dag, pg_conn, pg_schema):
         t for (t,) in pg_conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (pg_schema,))
     }
     assert not any(t.startswith(("yellow", "fhv")) for t in tables)
+    rows = expected.rows(GREEN_2020_10)
+    assert f"Published {rows} rows of green 2020-10 in {pg_schema}.green_tripdata" in output(result)
     # The others are skipped by plan_month's branch, which says why.
     assert "this run loads ['green'] of mirror for 2020-10; skipped: ['yellow', 'fhv', 'fhvhv']" in output(
         result
