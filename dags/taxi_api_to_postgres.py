@@ -30,6 +30,7 @@ from __future__ import annotations
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
 from airflow.sdk import TaskGroup, dag, task
 
+from include.assets import TAXI_POSTGRES_MONTH
 from include.dag_defaults import (
     DEFAULT_ARGS,
     LOAD_TIMEOUT,
@@ -100,15 +101,17 @@ def taxi_api_to_postgres():
         notify_anomalies(context, staged["taxi"], staged["month"], found)
         return found
 
-    @task
-    def publish(staged: dict) -> int:
+    @task(outlets=[TAXI_POSTGRES_MONTH])
+    def publish(staged: dict, outlet_events=None) -> int:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from include.flows.taxi_api_to_postgres import publish
         from include.postgres import StagedMonth
 
         with PostgresHook(POSTGRES_CONN_ID).get_conn() as conn:
-            return publish(conn, StagedMonth(**staged))
+            rows = publish(conn, StagedMonth(**staged))
+        outlet_events[TAXI_POSTGRES_MONTH].extra = {"taxi": staged["taxi"], "month": staged["month"]}
+        return rows
 
     # A plain @task made a teardown below: a @teardown function cannot be called once per family.
     @task
