@@ -32,7 +32,7 @@ from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 from cosmos.profiles import GoogleCloudServiceAccountFileProfileMapping, PostgresUserPasswordProfileMapping
 
 from include.assets import TAXI_BIGQUERY_MONTH, TAXI_POSTGRES_MONTH
@@ -105,7 +105,11 @@ def warehouse_models(dag_id: str, target: str, published_month: Asset, schema_va
             project_config=project(),
             profile_config=profile(target),
             execution_config=ExecutionConfig(
-                dbt_executable_path=DBT_EXECUTABLE, invocation_mode=InvocationMode.SUBPROCESS
+                dbt_executable_path=DBT_EXECUTABLE,
+                invocation_mode=InvocationMode.SUBPROCESS,
+                # A model's test task runs only the tests of that model: a relationship test from
+                # fact_trips to dim_zones waits for fact_trips rather than run after dim_zones.
+                test_indirect_selection=TestIndirectSelection.CAUTIOUS,
             ),
             render_config=RenderConfig(
                 load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH, emit_datasets=False
