@@ -205,6 +205,24 @@ def test_dim_zones_is_the_tlc_lookup(warehouse, pg_conn):
     )
 
 
+def test_each_published_month_is_an_event_the_models_build_that_month_from(warehouse):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from include.flows.taxi_warehouse_models import months_to_build
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == "nyc_taxi_postgres_month")
+        ).all()
+    published = [{"taxi": taxi, "month": month} for taxi in ("yellow", "green", "fhv") for month in MONTHS]
+    assert all(event in extras for event in published)
+    assert months_to_build(published, {}) == ["2020-10-01", "2021-01-01"]
+
+
 def row_versions(conn, schema: str, table: str, month_column: str) -> dict:
     """Per month, the rows and the transactions that wrote them (Postgres' xmin): a row rewritten by
     a rebuild, even with the same values, has a new xmin."""
