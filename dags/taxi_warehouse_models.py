@@ -49,7 +49,7 @@ def project() -> ProjectConfig:
     """The dbt project, rendered from its manifest (``scripts/dbt-parse.sh`` writes it)."""
     config = ProjectConfig(dbt_project_path=DBT_PROJECT, install_dbt_deps=False)
     # A plain local path, not the ObjectStoragePath Cosmos makes of a manifest_path argument: opening
-    # one imports every filesystem provider (Google's among them), a second more of every parse.
+    # one imports every filesystem provider (Google's among them): 0.6 s more of every parse.
     config.manifest_path = DBT_PROJECT / "target" / "manifest.json"
     return config
 
