@@ -33,6 +33,7 @@ from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
 from airflow.sdk import dag
 
 from include.checks.quality import MONTH_CHECKS
+from include.flows.assets import TAXI_POSTGRES_MONTH
 from include.flows.defaults import DEFAULT_ARGS, MONTHLY_DEADLINE, monthly_params, monthly_schedule
 from include.flows.load_month import load_every_family
 from include.source.sources import SourceSettings
@@ -69,6 +70,7 @@ def taxi_api_to_postgres():
         "include.destinations.postgres.Postgres",
         stage_pool="postgres_loads",  # COPYs at once, bounded for the database's sake
         audit=audit_profile_row,
+        publish_outlets=[TAXI_POSTGRES_MONTH],  # schedules the warehouse models of the month
     )
 
 

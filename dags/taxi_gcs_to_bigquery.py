@@ -25,7 +25,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from include.flows.assets import TAXI_PARQUET
+from include.flows.assets import TAXI_BIGQUERY_MONTH, TAXI_PARQUET
 from include.flows.defaults import DEFAULT_ARGS, monthly_params
 
 GCP_CONN_ID = "google_cloud_default"
@@ -80,12 +80,13 @@ def taxi_gcs_to_bigquery():
         return load_zone_lookup(_bigquery(), uri)
 
     # The pool bounds the BigQuery jobs running at once (the environment creates it).
-    @task(pool="bigquery_jobs", map_index_template="{{ taxi }} {{ month }}")
-    def load_month(taxi: str, month: str, uri: str) -> dict:
+    @task(pool="bigquery_jobs", map_index_template="{{ taxi }} {{ month }}", outlets=[TAXI_BIGQUERY_MONTH])
+    def load_month(taxi: str, month: str, uri: str, outlet_events=None) -> dict:
         from include.flows.taxi_gcs_to_bigquery import load_month
         from include.source.months import Month
 
         rows = load_month(_bigquery(), taxi, Month.parse(month), uri)
+        outlet_events[TAXI_BIGQUERY_MONTH].extra = {"taxi": taxi, "month": month}
         return {"taxi": taxi, "month": month, "rows": rows}
 
     @task

@@ -62,6 +62,32 @@ def postgres_report() -> list[str]:
     return lines
 
 
+def top_zones_report(limit: int = 5) -> list[str]:
+    """The dbt mart's pickup zones with the most revenue, per month and service type (docs/dbt.md)."""
+    schema_name = Variable.get("pg_schema", default=DEFAULT_SCHEMA)
+    with PostgresHook("postgres_default").get_conn() as conn:
+        if (
+            conn.execute("SELECT to_regclass(%s)", (f"{schema_name}.dm_monthly_zone_revenue",)).fetchone()[0]
+            is None
+        ):
+            return [f"No {schema_name}.dm_monthly_zone_revenue: the warehouse models have not run"]
+        ranked = conn.execute(
+            sql.SQL(
+                "SELECT revenue_month, service_type, revenue_zone, revenue_borough, trips,"
+                " revenue_monthly_total_amount FROM (SELECT *, row_number() OVER (PARTITION BY revenue_month,"
+                " service_type ORDER BY revenue_monthly_total_amount DESC) AS place FROM {}) ranked"
+                " WHERE place <= %s ORDER BY revenue_month, service_type, place"
+            ).format(sql.Identifier(schema_name, "dm_monthly_zone_revenue")),
+            (limit,),
+        ).fetchall()
+    lines = [f"Top {limit} pickup zones by revenue ({schema_name}.dm_monthly_zone_revenue, built by dbt):"]
+    lines += [
+        f"  {month:%Y-%m} {service:<6} {zone[:34]:<34} {borough:<13} {trips:>7,} trips  ${revenue:>12,.2f}"
+        for month, service, zone, borough, trips, revenue in ranked
+    ]
+    return lines
+
+
 def gcs_report() -> list[str]:
     """Objects in the bucket; a partitioned dataset's day folders are shown as one ``key=*`` line."""
     from collections import Counter
@@ -105,5 +131,5 @@ def charts_report() -> list[str]:
 
 
 def main() -> None:
-    sections = [postgres_report(), gcs_report(), bigquery_report(), charts_report()]
+    sections = [postgres_report(), top_zones_report(), gcs_report(), bigquery_report(), charts_report()]
     print("\n\n".join("\n".join(lines) for lines in sections))

@@ -253,6 +253,8 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.observing.lineage.ReportedLineageExtractor",
         # Arrow's jemalloc hands freed memory back where its default (mimalloc) keeps it: see the Dockerfile.
         "ARROW_DEFAULT_MEMORY_POOL": "jemalloc",
+        # Cosmos (the dbt models' DAG) reports usage over the network unless told not to.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "PYTHONPATH": str(REPO),
     }
 

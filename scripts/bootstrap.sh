@@ -40,6 +40,18 @@ if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" > .venv/.installed
 fi
 
+# dbt and its adapters live in their own environment too (requirements-dbt.txt says why); the DAG
+# that runs the models reads the project's manifest, made here by `dbt parse`, never dbt itself.
+stamp=$(sha256sum requirements-dbt.txt | cut -c1-16)
+if [ "$(cat .venv-dbt/.installed 2>/dev/null)" != "$stamp" ]; then
+  echo "Installing dbt into .venv-dbt..."
+  "$python" -m venv .venv-dbt
+  .venv-dbt/bin/pip install -qq --upgrade pip
+  .venv-dbt/bin/pip install -qq -r requirements-dbt.txt
+  echo "$stamp" > .venv-dbt/.installed
+fi
+scripts/dbt-parse.sh
+
 # The local GCS and BigQuery stand-ins live in their own environment, apart from Airflow's.
 stamp=$(sha256sum requirements-emulators.txt | cut -c1-16)
 if [ "$(cat .venv-emulators/.installed 2>/dev/null)" != "$stamp" ]; then

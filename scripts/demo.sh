@@ -41,6 +41,8 @@ run_dag green_taxi_etl '{"year": 2020, "months": [10]}'
 # and the High-Volume FHV family, which only the TLC publishes (a constructed sample, data/tlc/README.md).
 AIRFLOW_VAR_TAXI_SOURCE=tlc AIRFLOW_VAR_TAXI_FIRST_MONTH=2024-01 AIRFLOW_VAR_TAXI_LAST_MONTH=2024-01 \
   run_dag taxi_api_to_postgres '{"taxis": ["green", "fhvhv"], "month": "2024-01"}'
+# The dbt models over every month loaded (docs/dbt.md): each model and its tests are tasks.
+run_dag taxi_warehouse_models '{"months": []}'
 
 echo
 python -m local_stack report

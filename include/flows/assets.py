@@ -8,8 +8,16 @@ from airflow.sdk import Asset, AssetWatcher
 
 from include.source.sources import SourceSettings
 
-# The taxi Parquet in GCS. Each event's extra names what was written: taxi, month, bucket, objects.
+# The taxi Parquet in GCS. Each event's extra is what was published: taxi, month, rows, location, uri.
 TAXI_PARQUET = Asset(name="nyc_taxi_parquet", group="nyc_taxi")
+
+# A month of one family published in Postgres ({pg_schema}.{taxi}_tripdata). Each event's extra is
+# what was published: taxi, month, rows, location; the warehouse models rebuild the months it names.
+TAXI_POSTGRES_MONTH = Asset(name="nyc_taxi_postgres_month", group="nyc_taxi")
+
+# A month of one family loaded into BigQuery ({bq_dataset}.{taxi}_tripdata). Each event's extra
+# names taxi and month; the warehouse models rebuild the months it names.
+TAXI_BIGQUERY_MONTH = Asset(name="nyc_taxi_bigquery_month", group="nyc_taxi")
 
 # How often the watcher asks the source unless AIRFLOW_VAR_WATCH_SOURCE_SECONDS says otherwise:
 # the TLC publishes monthly and corrects rarely; each poll is one request per family and month.

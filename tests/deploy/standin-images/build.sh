@@ -151,12 +151,14 @@ fi
 # Dockerfile's `pip install apache-airflow==<version> -r requirements.txt` asks for.
 airflow_spec="apache-airflow[$airflow_extras]==$airflow_version"
 airflow_pins=$(hash_text "$resolver" "$airflow_spec" "$airflow_released" "$image_pip_version")
-project_pins=$(hash_text "$resolver" "$airflow_version" "$(hash_of "$repo/requirements.txt")")
+project_pins=$(hash_text "$resolver" "$airflow_version" "$(hash_of "$repo/requirements.txt" "$repo/requirements-dbt.txt")")
 inputs=$(hash_text "$base_hash" "$(folder_hash airflow)" "$airflow_pins" "$project_pins")
 if ! built "apache/airflow:$airflow_version" "$inputs"; then
   airflow_wheels=$(wheels airflow "$airflow_pins" --uploaded-prior-to "$airflow_released" "$airflow_spec" "pip==$image_pip_version")
   project_wheels=$(wheels project "$project_pins" "apache-airflow==$airflow_version" -r "$repo/requirements.txt")
-  ctx=$(context airflow airflow-wheels "$airflow_wheels" project-wheels "$project_wheels")
+  # Dockerfile's dbt environment (requirements-dbt.txt), resolved on its own as it is installed.
+  dbt_wheels=$(wheels dbt "$project_pins" -r "$repo/requirements-dbt.txt")
+  ctx=$(context airflow airflow-wheels "$airflow_wheels" project-wheels "$project_wheels" dbt-wheels "$dbt_wheels")
   printf '%s\n' "$airflow_spec" >"$ctx/airflow-spec.txt"
   docker build -q --rm --force-rm --label "$label=$inputs" --build-arg "AIRFLOW_VERSION=$airflow_version" \
     --build-arg "PIP_VERSION=$image_pip_version" -t "apache/airflow:$airflow_version" "$ctx" 2>&1 >/dev/null | quiet_builder >&2
