@@ -309,7 +309,7 @@ def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]
 # run, every field of ``MonthProfile`` but the family (the table is the family's), and what became
 # of the load. The fields are declared once, in include/checks/profile.py.
 PROFILE_FIELDS = tuple(f.name for f in fields(MonthProfile) if f.name not in ("taxi", "month"))
-PROFILE_RUN_COLUMNS = ("run_id", "staged_at", "published_at", "anomalies")
+PROFILE_RUN_COLUMNS = ("run_id", "staged_at", "published_at", "anomalies", "review")
 _PROFILE_FIELD_TYPES = {"int": "bigint NOT NULL", "str": "text NOT NULL", "dict": "jsonb NOT NULL"}
 
 
@@ -326,6 +326,7 @@ CREATE TABLE IF NOT EXISTS {{table}} (
     staged_at timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz,
     anomalies jsonb,
+    review jsonb,
     PRIMARY KEY (source_month, run_id)
 )
 """
@@ -340,9 +341,28 @@ _PROFILE_UPSERT = (
     + ") VALUES (%(source_month)s, %(run_id)s, "
     + ", ".join(f"%({name})s" for name in PROFILE_FIELDS)
     + ") ON CONFLICT (source_month, run_id) DO UPDATE SET staged_at = now(), published_at = NULL,"
-    + " anomalies = NULL, "
+    + " anomalies = NULL, review = NULL, "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in PROFILE_FIELDS)
 )
+
+
+# Run columns added since the first profile tables: a table made before them gets them on its next load.
+_ADDED_RUN_COLUMNS = {"review": "jsonb"}
+
+
+def ensure_profile_table(conn: psycopg.Connection, schema_name: str, table: str) -> None:
+    """Create ``table``'s profile table, or add the run columns an older one lacks (without a lock
+    when it has them all: ALTER TABLE would take an exclusive one even with IF NOT EXISTS)."""
+    profiles = profile_table(table)
+    with autocommit(conn).cursor() as cursor:
+        cursor.execute(sql.SQL(PROFILE_DDL).format(table=_table(schema_name, profiles)))
+        missing = set(_ADDED_RUN_COLUMNS) - set(_existing_columns(cursor, schema_name, profiles) or ())
+        for name in sorted(missing):
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    _table(schema_name, profiles), sql.Identifier(name), sql.SQL(_ADDED_RUN_COLUMNS[name])
+                )
+            )
 
 
 def profile_from_row(taxi: str, row: dict) -> MonthProfile:
@@ -353,12 +373,18 @@ def profile_from_row(taxi: str, row: dict) -> MonthProfile:
 def select_profiles(
     conn: psycopg.Connection, schema_name: str, table: str, where: str, params: tuple, order: str
 ) -> list[dict]:
-    """Rows of ``table``'s profile table (dicts by column name) ``WHERE where ORDER BY order``."""
+    """Rows of ``table``'s profile table (dicts by column name) ``WHERE where ORDER BY order``; a run
+    column added since the table was made (``_ADDED_RUN_COLUMNS``) reads as NULL until its next load."""
     columns = ("source_month", *PROFILE_FIELDS, *PROFILE_RUN_COLUMNS)
-    query = sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY " + order).format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), _table(schema_name, profile_table(table))
-    )
     with autocommit(conn).cursor() as cursor:
+        existing = set(_existing_columns(cursor, schema_name, profile_table(table)) or ())
+        selected = [
+            sql.Identifier(name) if name in existing or name not in _ADDED_RUN_COLUMNS else sql.SQL("NULL")
+            for name in columns
+        ]
+        query = sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY " + order).format(
+            sql.SQL(", ").join(selected), _table(schema_name, profile_table(table))
+        )
         cursor.execute(query, params)
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
@@ -398,8 +424,7 @@ def stage_month(
     """
     ensure_table(conn, schema_name, table, table_columns, SOURCE_MONTH_COLUMN, lock_timeout)
     ensure_table(conn, schema_name, rejects_table(table), REJECTS_COLUMNS, lock_timeout=lock_timeout)
-    with conn.cursor() as cursor:
-        cursor.execute(sql.SQL(PROFILE_DDL).format(table=_table(schema_name, profile_table(table))))
+    ensure_profile_table(conn, schema_name, table)
     staging = staging_name(table, month, run_id)
     staged, staged_rejects = _table(schema_name, staging), _table(schema_name, rejects_table(staging))
     with _transaction(conn, f"stage:{schema_name}.{staging}", lock_timeout) as cursor:
@@ -563,6 +588,16 @@ def record_anomalies(conn: psycopg.Connection, staged: StagedMonth, anomalies: l
     )
 
 
+def record_review(conn: psycopg.Connection, staged: StagedMonth, review: dict) -> None:
+    """Store a person's review of the staged month (``include.checks.review``) with its profile."""
+    autocommit(conn).execute(
+        sql.SQL("UPDATE {} SET review = %s WHERE source_month = %s AND run_id = %s").format(
+            _table(staged.schema_name, profile_table(staged.table))
+        ),
+        (json.dumps(review), Month.parse(staged.month).first_day, staged.run_id),
+    )
+
+
 def replace_table(
     conn: psycopg.Connection,
     schema_name: str,
@@ -660,6 +695,7 @@ class Postgres(Destination):
     table of the run's own and attached in one transaction (see the module's docstring)."""
 
     staged_type = StagedMonth
+    shown_in_results = True
 
     def __init__(self, conn: psycopg.Connection, schema_name: str) -> None:
         self.conn, self.schema_name = conn, checked_identifier(schema_name, "schema")
@@ -698,6 +734,9 @@ class Postgres(Destination):
 
     def record_anomalies(self, staged: StagedMonth, anomalies: list[dict]) -> None:
         record_anomalies(self.conn, staged, anomalies)
+
+    def record_review(self, staged: StagedMonth, review: dict) -> None:
+        record_review(self.conn, staged, review)
 
     def publish(self, staged: StagedMonth) -> dict:
         rows = publish_month(self.conn, staged)

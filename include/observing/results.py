@@ -47,7 +47,7 @@ class AnomalyFlag:
     value: float | None
     low: float | None
     high: float | None
-    action: str  # "warn" or "fail"
+    action: str  # "warn", "ask" or "fail"
     days: tuple[date, ...] = ()
 
     @classmethod
@@ -63,6 +63,27 @@ class AnomalyFlag:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A person's answer to a load whose flags asked for one (``include.checks.review``)."""
+
+    decision: str  # "approve" or "reject"
+    by: str | None  # None: nobody answered in time, the default applied
+    at: datetime
+    reason: str | None
+    timed_out: bool
+
+    @classmethod
+    def from_json(cls, review: Mapping[str, Any]) -> Review:
+        return cls(
+            decision=str(review["decision"]),
+            by=review.get("by"),
+            at=datetime.fromisoformat(review["at"]),
+            reason=review.get("reason"),
+            timed_out=bool(review.get("timed_out")),
+        )
+
+
+@dataclass(frozen=True)
 class MonthLoad:
     """One load of one month: the profile it staged (``include.checks.profile``) and what became of it."""
 
@@ -71,6 +92,7 @@ class MonthLoad:
     staged_at: datetime
     published_at: datetime | None
     anomalies: tuple[AnomalyFlag, ...] | None  # None: not checked yet
+    review: Review | None = None  # None: no flag asked for one (or not answered yet)
 
     @property
     def taxi(self) -> str:
@@ -128,6 +150,7 @@ def _load(taxi: str, row: dict) -> MonthLoad:
         staged_at=row["staged_at"],
         published_at=row["published_at"],
         anomalies=None if anomalies is None else tuple(AnomalyFlag.from_json(flag) for flag in anomalies),
+        review=None if row.get("review") is None else Review.from_json(row["review"]),
     )
 
 
