@@ -21,6 +21,7 @@ it before publishing). Unset, ``DEFAULT_ACTIONS`` apply.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import math
 import sqlite3
@@ -125,9 +126,17 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
-def parse_actions(setting: Mapping[str, str] | None) -> dict[str, Action]:
-    """The Variable ``anomaly_actions``: feature name or glob → ``warn``, ``ask`` or ``fail`` (a feature
-    it does not name warns). None (the Variable unset) is ``DEFAULT_ACTIONS``; ``{}``: every flag warns."""
+def parse_actions(setting: Mapping[str, str] | str | None) -> dict[str, Action]:
+    """The Variable ``anomaly_actions`` (JSON text, or parsed): feature name or glob → ``warn``, ``ask``
+    or ``fail`` (a feature it does not name warns). Unset or empty is ``DEFAULT_ACTIONS``; ``{}``:
+    every flag warns."""
+    if isinstance(setting, str):
+        try:
+            setting = json.loads(setting) if setting.strip() else None
+        except json.JSONDecodeError as error:
+            raise InvalidParamsError(f"Variable anomaly_actions {setting!r} is not JSON: {error}") from None
+    if setting is not None and not isinstance(setting, Mapping):
+        raise InvalidParamsError(f"Variable anomaly_actions {setting!r} must be a JSON object")
     actions = dict(DEFAULT_ACTIONS if setting is None else setting)
     wrong = {pattern: action for pattern, action in actions.items() if action not in ACTIONS}
     if wrong:

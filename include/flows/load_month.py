@@ -116,7 +116,7 @@ def _check_anomalies(destination: str, staged: dict, **context) -> list[dict]:
     from include.destinations.base import destination_class
     from include.observing.alerts import notify_anomalies
 
-    actions = parse_actions(Variable.get("anomaly_actions", default=None, deserialize_json=True))
+    actions = parse_actions(Variable.get("anomaly_actions", default=None))
     with destination_class(destination).from_airflow() as target:
         found = [a.as_json() for a in check_anomalies(target, target.staged_type.from_dict(staged), actions)]
     notify_anomalies(context, staged["taxi"], staged["month"], found)
