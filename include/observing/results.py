@@ -21,6 +21,7 @@ import psycopg
 
 from include.checks.profile import MonthProfile
 from include.destinations.postgres import (
+    autocommit,
     checked_identifier,
     profile_from_row,
     select_profiles,
@@ -81,6 +82,10 @@ class Review:
             reason=review.get("reason"),
             timed_out=bool(review.get("timed_out")),
         )
+
+    @property
+    def outcome(self) -> str:
+        return "approved" if self.decision == "approve" else "rejected"
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,8 @@ def _load(taxi: str, row: dict) -> MonthLoad:
 
 def _table_exists(conn: psycopg.Connection, schema_name: str, table: str) -> bool:
     query = "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s"
-    return conn.execute(query, (schema_name, table)).fetchone() is not None
+    # Autocommit first, as select_profiles wants it: a query before would open a transaction.
+    return autocommit(conn).execute(query, (schema_name, table)).fetchone() is not None
 
 
 def _select_loads(
