@@ -565,9 +565,6 @@ def main(argv: list[str] | None = None) -> None:
             **airflow_env(scratch / "airflow"),
             **google_cloud_env(stack.gcs_port, stack.bigquery_port),
             "AIRFLOW_VAR_GCS_BUCKET": bucket,
-            # `airflow dags test` of a DAG with a deadline fails once the run succeeds (see
-            # include/flows/defaults.py), as in the tests and the demo.
-            "NYC_TAXI_DEADLINES": "off",
         }
         try:
             stack.gcs_emulator.start()

@@ -88,8 +88,6 @@ class AirflowUI:
             "AIRFLOW__API__BASE_URL": self.url,
             # Tasks report to the execution API of our api-server, not the default localhost:8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            # The scheduler evaluates the monthly DAGs' deadlines (off for `airflow dags test`).
-            "NYC_TAXI_DEADLINES": "on",
             **self.settings,
         }
 
@@ -195,6 +193,15 @@ class AirflowUI:
         """
         self._stop(("triggerer", "dag-processor", "scheduler"), grace)
         self._stop(("api-server",), grace)
+
+    def stop_component(self, name: str, grace: float = 20.0) -> None:
+        """Stop one component (``triggerer``...) as ``stop`` does, leaving the others running."""
+        self._stop((name,), grace)
+
+    def start_component(self, name: str, timeout: float = 120.0) -> None:
+        """Start a component ``stop_component`` stopped, with the same environment; wait until healthy."""
+        self.processes[name] = self._spawn(name, self.environment)
+        self.wait_until_healthy(timeout)
 
     def _stop(self, names: tuple[str, ...], grace: float) -> None:
         """SIGTERM, then SIGKILL to what is left of ``names`` after ``grace`` seconds.

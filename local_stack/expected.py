@@ -47,5 +47,14 @@ def rows_per_day(path: Path) -> dict[date, int]:
     return kept(path)[PICKUP[taxi]].dt.date.value_counts().to_dict()
 
 
+def low_trip_days(path: Path, month: str) -> list[date]:
+    """The month's days with under half the trips of its median day with trips (the documented rule)."""
+    first = pd.Timestamp(f"{month}-01")
+    days = [day.date() for day in pd.date_range(first, first + pd.offsets.MonthEnd(0))]
+    per_day = rows_per_day(path)
+    median = float(pd.Series([per_day[day] for day in days if per_day.get(day)]).median())
+    return [day for day in days if per_day.get(day, 0) < 0.5 * median]
+
+
 def mirror_file(folder: Path, taxi: str, month: str) -> Path:
     return folder / taxi / f"{taxi}_tripdata_{month}.csv.gz"

@@ -232,10 +232,12 @@ class Stack:
             "AIRFLOW_VAR_TAXI_FIRST_MONTH": str(mirror.LOCAL_MONTHS[0]),
             "AIRFLOW_VAR_TAXI_LAST_MONTH": str(mirror.LOCAL_MONTHS[1]),
             "AIRFLOW_VAR_CHART_DIR": str(self.state / "charts"),
-            # alerts: a monthly run's deadline; the shell's `airflow dags test` runs go without
-            # deadlines, which Airflow 3.3.2's `dags test` cannot run (see include/flows/defaults.py).
+            # The source watcher (docs/operations.md): a dozen HEADs a minute to the stand-in, so
+            # editing a file under .state/ reloads its month while taxi_source_changes is unpaused.
+            "AIRFLOW_VAR_WATCH_SOURCE": "on",
+            "AIRFLOW_VAR_WATCH_SOURCE_SECONDS": "60",
+            # alerts: a monthly run's deadline (`dags test` goes without: include/flows/defaults.py).
             "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
-            "NYC_TAXI_DEADLINES": "off",
             **google_cloud_env(self.gcs_port, self.bigquery_port),
         }
 

@@ -37,9 +37,10 @@ done
 run_dag taxi_daily_trips_to_gcs '{"day": "2021-01-01"}'
 # The course's pipeline, for the month of the real green sample (on the real mirror: the default Q4).
 run_dag green_taxi_etl '{"year": 2020, "months": [10]}'
-# The TLC's own Parquet: the real green file of January 2024 into the same tables as the CSV months.
+# The TLC's own Parquet: the real green file of January 2024 into the same tables as the CSV months,
+# and the High-Volume FHV family, which only the TLC publishes (a constructed sample, data/tlc/README.md).
 AIRFLOW_VAR_TAXI_SOURCE=tlc AIRFLOW_VAR_TAXI_FIRST_MONTH=2024-01 AIRFLOW_VAR_TAXI_LAST_MONTH=2024-01 \
-  run_dag taxi_api_to_postgres '{"taxis": ["green"], "month": "2024-01"}'
+  run_dag taxi_api_to_postgres '{"taxis": ["green", "fhvhv"], "month": "2024-01"}'
 
 echo
 python -m local_stack report

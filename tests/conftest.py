@@ -150,8 +150,6 @@ def dag_environment(postgres: PostgresServer, base_url: str, schema: str, chart_
         "AIRFLOW_VAR_CHART_DIR": str(chart_dir),
         # The monthly DAGs' deadline (include/flows/defaults.py), read when the DAG files are parsed.
         "AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS": str(DEFAULT_DEADLINE_SECONDS),
-        # For `airflow dags test` (include/flows/defaults.py); Airflow's own processes turn them on.
-        "NYC_TAXI_DEADLINES": "off",
     }
 
 

@@ -1,4 +1,4 @@
-"""The real TLC sample files shipped in ``data/tlc``, and small real slices of them for unit tests."""
+"""The TLC sample files in ``data/tlc`` (its README says which are real), and slices of them for tests."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ GREEN_2020_10 = SAMPLES / "green" / "green_tripdata_2020-10.csv.gz"
 FHV_2019_01 = SAMPLES / "fhv" / "fhv_tripdata_2019-01.csv.gz"  # constructed, with the 2019 header
 FHV_2021_01 = SAMPLES / "fhv" / "fhv_tripdata_2021-01.csv.gz"  # constructed, with the later header
 GREEN_2024_01_PARQUET = SAMPLES / "trip-data" / "green_tripdata_2024-01.parquet"  # the TLC's own
+FHVHV_2024_01_PARQUET = SAMPLES / "trip-data" / "fhvhv_tripdata_2024-01.parquet"  # constructed
 SAMPLE_FILES = {"yellow": YELLOW_2021_01, "green": GREEN_2020_10, "fhv": FHV_2021_01}
 
 
@@ -57,9 +58,30 @@ def write_shifted_month(source: Path, destination: Path, days: int) -> None:
 
 
 def two_month_mirror(folder: Path) -> Path:
-    """A TLC mirror folder with yellow 2021-01 (real) and 2020-12 (its rows moved back 31 days)."""
+    """A TLC mirror folder with yellow 2021-01 (the sample) and 2020-12 (its rows moved back 31 days)."""
     mirror = folder / "mirror"
     (mirror / "yellow").mkdir(parents=True)
     (mirror / "yellow" / YELLOW_2021_01.name).write_bytes(YELLOW_2021_01.read_bytes())
     write_shifted_month(YELLOW_2021_01, mirror / "yellow" / "yellow_tripdata_2020-12.csv.gz", days=-31)
+    return mirror
+
+
+def mirror_with_a_gap(folder: Path, gap: range) -> Path:
+    """A TLC mirror folder whose yellow 2021-01 is the sample without the trips of the days of
+    January in ``gap``: a month with a hole, as a feed that stopped for a few days would give."""
+    mirror = folder / "gap-mirror"
+    (mirror / "yellow").mkdir(parents=True)
+    with (
+        gzip.open(YELLOW_2021_01, "rt", newline="") as reader,
+        gzip.open(mirror / "yellow" / YELLOW_2021_01.name, "wt", newline="") as writer,
+    ):
+        rows = csv.reader(reader)
+        out = csv.writer(writer, lineterminator="\n")
+        header = next(rows)
+        out.writerow(header)
+        pickup = header.index("tpep_pickup_datetime")
+        for row in rows:
+            picked_up = datetime.fromisoformat(row[pickup])
+            if not ((picked_up.year, picked_up.month) == (2021, 1) and picked_up.day in gap):
+                out.writerow(row)
     return mirror

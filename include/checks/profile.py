@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
@@ -51,6 +51,8 @@ class MonthProfile:
     null_fraction: dict[str, float]
     trips_per_day: dict[str, int]
     quantiles: dict[str, dict[str, float]]
+    # Columns the file's era always has that it lacked or left empty (include.source.month_file).
+    missing_columns: list[str] = field(default_factory=list)
 
     def low_trip_days(self) -> list[str]:
         """Days of the month with under half the trips of its median day with trips (none counts)."""
@@ -73,15 +75,16 @@ class MonthProfile:
         }
         found |= {f"share_dropped.{rule}": count / read for rule, count in self.dropped_by_rule.items()}
         found |= {f"null_fraction.{column}": share for column, share in self.null_fraction.items()}
+        found |= {f"missing_column.{column}": 1.0 for column in self.missing_columns}
         found |= {f"{column}.{q}": value for column, qs in self.quantiles.items() for q, value in qs.items()}
         return {name: value for name, value in found.items() if value is not None and math.isfinite(value)}
 
     def as_json_columns(self) -> dict[str, str]:
-        """The dictionary fields as JSON text, for a jsonb column each."""
+        """The dictionary and list fields as JSON text, for a jsonb column each."""
         return {
             name: json.dumps(value, sort_keys=True)
             for name, value in asdict(self).items()
-            if isinstance(value, dict)
+            if isinstance(value, dict | list)
         }
 
 
@@ -184,7 +187,13 @@ class Profiler:
             len(keys),
         )
 
-    def profile(self, report: CleaningReport, rows_rejected: int, source_url: str) -> MonthProfile:
+    def profile(
+        self,
+        report: CleaningReport,
+        rows_rejected: int,
+        source_url: str,
+        missing_columns: Sequence[str] = (),
+    ) -> MonthProfile:
         """The profile of everything observed, with the cleaning report of the same stream."""
         self._cut()
         quantiles = {}
@@ -206,4 +215,5 @@ class Profiler:
             },
             trips_per_day={day.isoformat(): count for day, count in sorted(self.days.items())},
             quantiles=quantiles,
+            missing_columns=list(missing_columns),
         )

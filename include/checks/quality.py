@@ -81,6 +81,8 @@ FEATURE_RULES: dict[str, FeatureRule] = {
     "rows": FeatureRule("log", math.log(2)),  # half or double the usual month
     # Days with under half the median day's trips: a gap in the data, whatever the history.
     "low_trip_days": FeatureRule("absolute", 2),
+    # A column the file's era always has, absent or empty: wrong whatever the history.
+    "missing_column.*": FeatureRule("absolute", 0),
     "share_*": FeatureRule("linear", 0.02),  # two points of the rows
     "null_fraction.*": FeatureRule("linear", 0.05),  # five points of the rows
     "*.p*": FeatureRule("log", math.log(1.5)),  # quantiles: a third lower or half higher

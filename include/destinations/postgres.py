@@ -310,14 +310,21 @@ def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]
 # of the load. The fields are declared once, in include/checks/profile.py.
 PROFILE_FIELDS = tuple(f.name for f in fields(MonthProfile) if f.name not in ("taxi", "month"))
 PROFILE_RUN_COLUMNS = ("run_id", "staged_at", "published_at", "anomalies", "review")
-_PROFILE_FIELD_TYPES = {"int": "bigint NOT NULL", "str": "text NOT NULL", "dict": "jsonb NOT NULL"}
+_PROFILE_FIELD_TYPES = {
+    "int": "bigint NOT NULL",
+    "str": "text NOT NULL",
+    "dict": "jsonb NOT NULL",
+    "list": "jsonb NOT NULL DEFAULT '[]'",  # a default: profile tables older than the field get it
+}
+
+
+def _profile_field_type(name: str) -> str:
+    annotation = next(str(f.type) for f in fields(MonthProfile) if f.name == name)
+    return _PROFILE_FIELD_TYPES[annotation.split("[", 1)[0]]
 
 
 def _profile_ddl() -> str:
-    types = {f.name: str(f.type) for f in fields(MonthProfile)}
-    profile_columns = ",\n    ".join(
-        f"{name} {_PROFILE_FIELD_TYPES[types[name].split('[', 1)[0]]}" for name in PROFILE_FIELDS
-    )
+    profile_columns = ",\n    ".join(f"{name} {_profile_field_type(name)}" for name in PROFILE_FIELDS)
     return f"""
 CREATE TABLE IF NOT EXISTS {{table}} (
     source_month date NOT NULL,
@@ -350,17 +357,23 @@ _PROFILE_UPSERT = (
 _ADDED_RUN_COLUMNS = {"review": "jsonb"}
 
 
-def ensure_profile_table(conn: psycopg.Connection, schema_name: str, table: str) -> None:
-    """Create ``table``'s profile table, or add the run columns an older one lacks (without a lock
-    when it has them all: ALTER TABLE would take an exclusive one even with IF NOT EXISTS)."""
+def ensure_profile_table(
+    conn: psycopg.Connection, schema_name: str, table: str, lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
+) -> None:
+    """Create ``table``'s profile table, or add the ``MonthProfile`` fields and run columns an older
+    one lacks (without a lock when it has them all: ALTER TABLE takes one even with IF NOT EXISTS)."""
     profiles = profile_table(table)
+    wanted = {name: _profile_field_type(name) for name in PROFILE_FIELDS} | _ADDED_RUN_COLUMNS
     with autocommit(conn).cursor() as cursor:
+        existing = _existing_columns(cursor, schema_name, profiles)
+    if existing is not None and set(wanted) <= set(existing):
+        return
+    with _transaction(conn, f"ddl:{schema_name}.{profiles}", lock_timeout) as cursor:
         cursor.execute(sql.SQL(PROFILE_DDL).format(table=_table(schema_name, profiles)))
-        missing = set(_ADDED_RUN_COLUMNS) - set(_existing_columns(cursor, schema_name, profiles) or ())
-        for name in sorted(missing):
+        for name, kind in wanted.items():
             cursor.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                    _table(schema_name, profiles), sql.Identifier(name), sql.SQL(_ADDED_RUN_COLUMNS[name])
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
+                    _table(schema_name, profiles), sql.Identifier(name)
                 )
             )
 
@@ -424,7 +437,7 @@ def stage_month(
     """
     ensure_table(conn, schema_name, table, table_columns, SOURCE_MONTH_COLUMN, lock_timeout)
     ensure_table(conn, schema_name, rejects_table(table), REJECTS_COLUMNS, lock_timeout=lock_timeout)
-    ensure_profile_table(conn, schema_name, table)
+    ensure_profile_table(conn, schema_name, table, lock_timeout)
     staging = staging_name(table, month, run_id)
     staged, staged_rejects = _table(schema_name, staging), _table(schema_name, rejects_table(staging))
     with _transaction(conn, f"stage:{schema_name}.{staging}", lock_timeout) as cursor:

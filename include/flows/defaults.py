@@ -10,6 +10,7 @@ exception classes (``include.errors``), never a library's ``ValueError``.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 
 from airflow.sdk import (
@@ -22,7 +23,7 @@ from airflow.sdk import (
     RetryRule,
 )
 
-from include.flows.timetables import CronDataIntervalsUntil
+from include.flows.timetables import CronDataIntervalsUntil, require_registration
 from include.observing.alerts import notify_deadline_missed, notify_task_failure
 from include.source.families import TAXIS
 from include.source.sources import SourceSettings
@@ -72,6 +73,7 @@ def monthly_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
     """The run of January has the interval [Jan 1, Feb 1) and starts on Feb 1, so the logical
     date of a scheduled or backfill run is the first day of the month it loads; the last run is
     the source's last month (none on a live source)."""
+    require_registration()
     # scheduler-tier: bounded at the first month too, so a backfill from an earlier date gets no run
     return CronDataIntervalsUntil("0 0 1 * *", source.end_date, first_start=source.start_date)
 
@@ -79,6 +81,7 @@ def monthly_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
 def daily_schedule(source: SourceSettings) -> CronDataIntervalsUntil:
     """The run of Jan 5 has the interval [Jan 5, Jan 6) and starts at midnight on Jan 6; the last
     run is the last day of the source's last month."""
+    require_registration()
     last_day = source.last_month.end - timedelta(days=1) if source.last_month else None
     # scheduler-tier: bounded at the first day too, so a backfill from an earlier date gets no run
     return CronDataIntervalsUntil("0 0 * * *", last_day, first_start=source.start_date)
@@ -100,12 +103,15 @@ def taxis_param(what: str) -> Param:
 # alerts: an email when a monthly run is still going that many seconds after being queued. The
 # interval is read at parse time from the environment (AIRFLOW_VAR_MONTHLY_RUN_DEADLINE_SECONDS), like
 # the source's bounds: Airflow 3.3.2's VariableInterval stops run creation when the Variable is
-# missing or lives in the metastore (apache/airflow#68917). `airflow dags test` of a DAG with a
-# deadline fails once the run succeeds (apache/airflow#73428) and cannot evaluate deadlines anyway:
-# its callers set NYC_TAXI_DEADLINES=off.
+# missing or lives in the metastore (apache/airflow#68917).
 DEFAULT_DEADLINE = timedelta(hours=2)
+# Airflow 3.3.2's `dags test` exits 1 after a successful run of any DAG with a deadline, whatever its
+# form (apache/airflow#73428), and evaluates no deadline anyway: the DAG it parses goes without one.
+PARSED_BY_DAGS_TEST = sys.argv[1:3] == ["dags", "test"]
 MONTHLY_DEADLINE = (
-    DeadlineAlert(
+    None
+    if PARSED_BY_DAGS_TEST
+    else DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(
             seconds=float(
@@ -114,8 +120,6 @@ MONTHLY_DEADLINE = (
         ),
         callback=AsyncCallback(notify_deadline_missed),
     )
-    if os.environ.get("NYC_TAXI_DEADLINES", "on") != "off"
-    else None
 )
 
 

@@ -3,7 +3,9 @@
 ``load_every_family`` builds what those DAGs run: ``plan_month``, then one task group per family,
 each independent of the others:
 
-- **wait_for_file** skips the family if the run does not load it, or waits, deferred, for its file;
+- **plan_month** decides the run's month and families; a family the run does not load is skipped
+  right there (a branch: its tasks never start a process);
+- **wait_for_file** waits, deferred, for the family's file;
 - **stage** downloads the file and streams it, read, cleaned and profiled
   (``include.source.month_file``), into the destination's staging area;
 - **audit** fails the month unless its staged profile passes ``include.checks.quality.MONTH_CHECKS``
@@ -26,7 +28,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, task
+from airflow.sdk import TaskGroup, XComArg, task
 
 from include.flows.defaults import LOAD_TIMEOUT
 from include.flows.review import ReviewAnomalies
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
     from include.checks.quality import Action, Anomaly
     from include.destinations.base import Destination, Staged
+    from include.source.month_file import MissingColumns
     from include.source.sources import MonthRequest
 
 log = logging.getLogger(__name__)
@@ -59,12 +62,15 @@ def load_every_family(
     operator (default: the checks evaluated on the staged profile); each publish emits an event
     on ``publish_outlets`` with what was published as its extra.
     """
-    plan = _plan_month()
+    planned = _plan_month()
+    plan = XComArg(planned.operator, key=PLAN_KEY)
     stage = _stage.override(pool=stage_pool) if stage_pool else _stage
     publish = _publish.override(outlets=list(publish_outlets)) if publish_outlets else _publish
     for taxi in TAXIS:
         with TaskGroup(group_id=taxi):
-            request = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan).output
+            wait = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan)
+            planned >> wait
+            request = wait.output
             staged = stage(destination, request)
             audited = audit(taxi) if audit else _audit(destination, staged)
             checked = _check_anomalies(destination, staged)
@@ -79,25 +85,43 @@ def load_every_family(
 # --- The tasks: each makes the destination, runs its step, and hands on a JSON-safe result --------
 
 
-@task(task_id="plan_month")
-def _plan_month(params: dict, dag_run=None, data_interval_start=None) -> dict:
+# The XCom of plan_month holding the run's plan (its return value is the branch it takes).
+PLAN_KEY = "plan"
+
+
+@task.branch(task_id="plan_month")
+def _plan_month(params: dict, ti=None, dag_run=None, data_interval_start=None) -> list[str]:
     from dataclasses import asdict
 
     from include.source.sources import plan_run, runtime_settings
 
     # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
-    return asdict(plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings()))
+    plan = plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings())
+    ti.xcom_push(key=PLAN_KEY, value=asdict(plan))
+    skipped = [taxi for taxi in TAXIS if taxi not in plan.taxis]
+    log.info("this run loads %s of %s for %s; skipped: %s", plan.taxis, plan.source, plan.month, skipped)
+    # Only the families the run loads go on: the others are skipped by the scheduler, no process each.
+    return [f"{taxi}.wait_for_file" for taxi in plan.taxis]
 
 
 @task(task_id="stage", execution_timeout=LOAD_TIMEOUT)
 def _stage(destination: str, request: dict, run_id: str | None = None) -> dict:
+    from airflow.sdk import Variable
+
     from include.destinations.base import destination_class
+    from include.errors import InvalidParamsError
+    from include.source.month_file import MISSING_COLUMNS_ACTIONS
     from include.source.sources import MonthRequest, downloaded
 
     month_request = MonthRequest.from_dict(request)
+    missing_columns = Variable.get("missing_columns", default="fail")
+    if missing_columns not in MISSING_COLUMNS_ACTIONS:
+        raise InvalidParamsError(
+            f"Variable missing_columns is {missing_columns!r}: use one of {MISSING_COLUMNS_ACTIONS}"
+        )
     # Made before the download: a wrong Variable or connection fails before any byte is fetched.
     with destination_class(destination).from_airflow() as target, downloaded(month_request.url) as path:
-        return stage(target, path, month_request, run_id).to_dict()
+        return stage(target, path, month_request, run_id, missing_columns).to_dict()
 
 
 @task(task_id="audit")
@@ -147,12 +171,22 @@ def _drop_staging(destination: str, request: dict, run_id: str | None = None) ->
 # --- The steps: plain functions of a destination, the same inside Airflow, in tests and benchmarks --
 
 
-def stage(destination: Destination, path: Path, request: MonthRequest, run_id: str) -> Staged:
-    """Stream a downloaded month through the cleaning rules into the destination's staging area."""
+def stage(
+    destination: Destination,
+    path: Path,
+    request: MonthRequest,
+    run_id: str,
+    missing_columns: MissingColumns = "fail",
+) -> Staged:
+    """Stream a downloaded month through the cleaning rules into the destination's staging area.
+
+    A file without values in a column its era always has fails here, or with ``missing_columns``
+    ``flag`` is staged and flagged by the anomaly test (``include.source.month_file``).
+    """
     from include.observing import lineage
     from include.source.month_file import MonthFile
 
-    month_file = MonthFile(path, request)
+    month_file = MonthFile(path, request, missing_columns)
     staged = destination.stage(month_file, run_id)
     if month_file.rejects.rows:
         log.warning("%d unreadable row(s) of %s staged", len(month_file.rejects.rows), path.name)

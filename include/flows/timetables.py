@@ -19,6 +19,8 @@ from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction
 from airflow.timetables.interval import CronDataIntervalTimetable
 from pendulum import UTC
 
+from include.errors import DeploymentError
+
 
 class CronDataIntervalsUntil(CronDataIntervalTimetable):
     """``CronDataIntervalTimetable`` whose runs are the intervals starting from ``first_start`` (if
@@ -67,6 +69,21 @@ class CronDataIntervalsUntil(CronDataIntervalTimetable):
             datetime.fromisoformat(last) if last else None,
             base._timezone,
             datetime.fromisoformat(first) if first else None,
+        )
+
+
+def require_registration() -> None:
+    """Fail the DAG's import, in words naming ``plugins/``, when the timetable is not registered:
+    Airflow's own error ("is not registered or you have a top level database access...") does not
+    say which folder is missing."""
+    from airflow import plugins_manager  # the plugins are loaded once per process; the serializer needs them
+
+    name = f"{CronDataIntervalsUntil.__module__}.{CronDataIntervalsUntil.__qualname__}"
+    if name not in plugins_manager.get_timetables_plugins():
+        raise DeploymentError(
+            f"the timetable {name} is not registered: copy this repository's plugins/ into your "
+            "Airflow's plugins folder (`airflow config get-value core plugins_folder`) and restart "
+            "Airflow; see docs/own-airflow.md"
         )
 
 

@@ -200,12 +200,23 @@ FHVHV_COLUMNS: tuple[Column, ...] = (
 
 
 @dataclass(frozen=True)
+class Era:
+    """From ``since`` on, every file of the family has ``always`` with values: a file that lacks one,
+    or leaves it empty, is wrong (``include.source.month_file``), whatever the months before it."""
+
+    since: Month
+    always: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Family:
     """One TLC file family: what its files hold, who publishes which months, and its samples."""
 
     name: str
     description: str
     columns: tuple[Column, ...]
+    # Oldest first; an era's columns add to those of the eras before it.
+    eras: tuple[Era, ...]
     # The first month each source publishes (keys of include.source.sources.SOURCES); a source
     # not named here does not publish the family.
     first_months: dict[str, Month]
@@ -216,6 +227,14 @@ class Family:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schema", TaxiSchema(self.name, self.columns))
+        undeclared = {name for era in self.eras for name in era.always} - set(self.schema.names)
+        if undeclared:
+            raise ValueError(f"{self.name}: eras name undeclared column(s) {sorted(undeclared)}")
+
+    def always_in(self, month: Month) -> tuple[str, ...]:
+        """The columns every file of ``month`` has with values, in the declared order."""
+        names = {name for era in self.eras if era.since <= month for name in era.always}
+        return tuple(name for name in self.schema.names if name in names)
 
 
 FAMILIES: dict[str, Family] = {
@@ -225,6 +244,13 @@ FAMILIES: dict[str, Family] = {
             "yellow",
             "yellow taxis: street hails anywhere, Manhattan mostly",
             YELLOW_COLUMNS,
+            (
+                Era(Month(2009, 1), ("tpep_pickup_datetime", "tpep_dropoff_datetime", "trip_distance")),
+                Era(Month(2009, 1), ("fare_amount", "total_amount")),
+                # Zone ids instead of coordinates from July 2016 on.
+                Era(Month(2016, 7), ("vendor_id", "pu_location_id", "do_location_id", "payment_type")),
+                Era(Month(2019, 1), ("congestion_surcharge",)),
+            ),
             {"mirror": Month(2019, 1), "tlc": Month(2009, 1)},
             ("yellow/yellow_tripdata_2021-01.csv.gz",),
         ),
@@ -232,6 +258,11 @@ FAMILIES: dict[str, Family] = {
             "green",
             "green taxis: street hails outside central Manhattan",
             GREEN_COLUMNS,
+            (
+                Era(Month(2013, 8), ("lpep_pickup_datetime", "lpep_dropoff_datetime", "trip_distance")),
+                Era(Month(2013, 8), ("fare_amount", "total_amount")),
+                Era(Month(2016, 7), ("vendor_id", "pu_location_id", "do_location_id")),
+            ),
             {"mirror": Month(2019, 1), "tlc": Month(2013, 8)},
             ("green/green_tripdata_2020-10.csv.gz", "trip-data/green_tripdata_2024-01.parquet"),
         ),
@@ -239,6 +270,8 @@ FAMILIES: dict[str, Family] = {
             "fhv",
             "for-hire vehicles: dispatched by a base",
             FHV_COLUMNS,
+            # Zones, and even drop-off times, are often empty in FHV files: only these are always there.
+            (Era(Month(2015, 1), ("dispatching_base_num", "pickup_datetime")),),
             {"mirror": Month(2019, 1), "tlc": Month(2015, 1)},
             ("fhv/fhv_tripdata_2019-01.csv.gz", "fhv/fhv_tripdata_2021-01.csv.gz"),
         ),
@@ -246,6 +279,11 @@ FAMILIES: dict[str, Family] = {
             "fhvhv",
             "high-volume for-hire vehicles: the app companies (Uber, Lyft, Via, Juno)",
             FHVHV_COLUMNS,
+            (
+                Era(Month(2019, 2), ("hvfhs_license_num", "pickup_datetime", "dropoff_datetime")),
+                Era(Month(2019, 2), ("pu_location_id", "do_location_id", "trip_miles", "trip_time")),
+                Era(Month(2019, 2), ("base_passenger_fare", "driver_pay")),
+            ),
             {"tlc": Month(2019, 2)},
             ("trip-data/fhvhv_tripdata_2024-01.parquet",),
         ),

@@ -18,12 +18,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import pyarrow as pa
 
 from include.checks.profile import MonthProfile, Profiler
+from include.errors import InvalidFileError
 from include.source.extract import Rejects, iter_batches
+from include.source.families import family_named
 from include.source.sources import MonthRequest
 from include.source.transform import MONTHLY_RULES, CleaningReport, clean, with_source_month
 
@@ -90,13 +92,22 @@ def read_ahead(items: Iterable[Item], depth: int = READ_AHEAD_BATCHES) -> Iterat
         thread.join()
 
 
+# What a file whose era's columns are absent or empty does: fail the file, or load it with the
+# columns named in its profile, where the anomaly test flags them (Variable ``missing_columns``).
+MissingColumns = Literal["fail", "flag"]
+MISSING_COLUMNS_ACTIONS: tuple[MissingColumns, ...] = ("fail", "flag")
+
+
 @dataclass
 class MonthFile:
     """The rows of one month file, as record batches consumed once, and what was seen of them."""
 
     path: Path
     request: MonthRequest
+    missing_columns: MissingColumns = "fail"
     report: CleaningReport = field(default_factory=CleaningReport)
+    # The columns of the file's era it lacked or left empty, known once the batches are consumed.
+    empty_columns: tuple[str, ...] = field(default=(), init=False)
     rejects: Rejects = field(init=False)
     profiler: Profiler = field(init=False)
 
@@ -113,7 +124,28 @@ class MonthFile:
         kept = self.profiler.observe(clean(read, schema, MONTHLY_RULES, self.report, month))
         yield from read_ahead(with_source_month(kept, month))
         log.info("%s: %s", self.path.name, self.report.describe())
+        self._check_era_columns()
+
+    def _check_era_columns(self) -> None:
+        """Fail (or flag) a file without values in a column its era always has: a column the file
+        lacks loads as nulls, so both show as a column with no value in any kept row."""
+        family, month, rows = family_named(self.request.taxi), self.request.month, self.profiler.rows
+        if not rows:
+            return  # no rows at all: the audit's has_rows check says so
+        self.empty_columns = tuple(c for c in family.always_in(month) if self.profiler.nulls[c] == rows)
+        if not self.empty_columns:
+            return
+        what = (
+            f"{self.path.name}: no value in column(s) {', '.join(self.empty_columns)}, which every "
+            f"{family.name} file of {month} has (include/source/families.py); the file lacks them or "
+            "leaves them empty"
+        )
+        if self.missing_columns == "fail":
+            raise InvalidFileError(f"{what}: the month is not loaded")
+        log.warning("%s: loaded, and flagged for the anomaly test (Variable missing_columns=flag)", what)
 
     def profile(self) -> MonthProfile:
         """The profile of the rows streamed so far: call it once ``batches`` is exhausted."""
-        return self.profiler.profile(self.report, len(self.rejects.rows), self.request.url)
+        return self.profiler.profile(
+            self.report, len(self.rejects.rows), self.request.url, self.empty_columns
+        )

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from include.errors import SourceNotPublishedError
@@ -35,8 +34,8 @@ DEFAULT_POKE = timedelta(minutes=30)
 
 
 class WaitForMonthFile(BaseOperator):
-    """For one taxi family of a monthly run: skip it if the run does not load it, return the file's
-    request (``include.source.sources.MonthRequest`` as a dict) once the source has the file."""
+    """For one taxi family of a monthly run (``plan``, ``include.source.sources.RunPlan`` as a dict):
+    return the file's request (``MonthRequest`` as a dict) once the source has the file."""
 
     template_fields = ("plan",)
     ui_color = "#e8f4fd"
@@ -55,8 +54,6 @@ class WaitForMonthFile(BaseOperator):
         from include.source.sources import MonthRequest, RunPlan, base_url, source_named
 
         plan = RunPlan(**self.plan)
-        if self.taxi not in plan.taxis:
-            raise AirflowSkipException(f"this run loads {plan.taxis} of {plan.source} for {plan.month}")
         source, month = source_named(plan.source), Month.parse(plan.month)
         request = MonthRequest.of(source, base_url(source), self.taxi, month)
         try:

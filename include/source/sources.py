@@ -188,7 +188,14 @@ class SourceSettings:
         unknown = sorted(set(requested) - set(TAXIS))
         if unknown or not requested:
             raise InvalidParamsError(f"taxis {requested!r} must be a non-empty list of: {', '.join(TAXIS)}")
-        return [taxi for taxi in TAXIS if taxi in requested and self.source.has(taxi, month, today)]
+        published = [taxi for taxi in TAXIS if taxi in requested and self.source.has(taxi, month, today)]
+        if not published:
+            firsts = ", ".join(f"{taxi} from {first}" for taxi, first in self.source.first_months.items())
+            raise InvalidParamsError(
+                f"taxis {requested!r}: {self.source.name} publishes none of them for {month} "
+                f"({firsts}); choose other taxis, or set Variable taxi_source"
+            )
+        return published
 
 
 def runtime_settings() -> SourceSettings:

@@ -41,6 +41,15 @@ def test_every_dag_file_imports_without_errors(dag_bag):
     assert set(dag_bag.dag_ids) == EXPECTED_DAGS
 
 
+def test_every_dag_serializes_as_the_dag_processor_stores_it(dag_bag):
+    """The scheduler and `airflow dags test` run the serialized DAG: what imports must serialize too."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id, dag in dag_bag.dags.items():
+        serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert set(serialized.task_ids) == set(dag.task_ids), dag_id
+
+
 def test_every_dag_has_an_owner_tags_docs_and_retries(dag_bag):
     for dag_id, dag in dag_bag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
@@ -162,3 +171,40 @@ def test_the_monthly_gcs_flow_publishes_the_asset_the_bigquery_flow_is_scheduled
         TAXIS
     )
     assert dag_bag.dags["taxi_gcs_to_bigquery"].timetable.asset_condition == TAXI_PARQUET
+
+
+def test_the_pool_check_knows_every_pool_the_tasks_use_and_pools_json_creates_them(dag_bag):
+    from include.flows.pools import POOLS
+
+    used = {task.pool for dag in dag_bag.dags.values() for task in dag.tasks} - {"default_pool"}
+    pools_file = DAGS_FOLDER.parent / "config" / "pools.json"
+    assert used == POOLS == set(json.loads(pools_file.read_text()))
+
+
+def test_the_monthly_dags_keep_their_deadline_except_when_airflow_dags_test_parses_them(dag_bag):
+    # A scheduler evaluates it (tests/scheduler); `airflow dags test` would exit 1 with it
+    # (include/flows/defaults.py), so the command line it parses under has none.
+    for dag_id in ("taxi_api_to_postgres", "taxi_api_to_gcs"):
+        assert dag_bag.dags[dag_id].deadline is not None, dag_id
+    probe = (
+        "import sys; sys.argv = ['airflow', 'dags', 'test', 'taxi_api_to_postgres']; "
+        "from include.flows.defaults import MONTHLY_DEADLINE; print(MONTHLY_DEADLINE)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "None"
+
+
+def test_the_source_changes_flow_reloads_through_both_monthly_dags_on_the_source_asset(dag_bag):
+    changes = dag_bag.dags["taxi_source_changes"]
+    assert changes.timetable.asset_condition.name == "nyc_taxi_source_files"
+    reloads = {task.task_id: task for task in changes.tasks if task.task_id.startswith("reload_")}
+    assert {task_id: task.partial_kwargs["trigger_dag_id"] for task_id, task in reloads.items()} == {
+        "reload_postgres": "taxi_api_to_postgres",
+        "reload_gcs": "taxi_api_to_gcs",
+    }
+    for task in reloads.values():
+        # The same change announced twice reloads once; a paused monthly DAG fails the reload at once.
+        assert (
+            task.partial_kwargs["skip_when_already_exists"] and task.partial_kwargs["fail_when_dag_is_paused"]
+        )
+        assert task.upstream_task_ids == {"plan_reloads"}

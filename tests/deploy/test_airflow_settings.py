@@ -25,7 +25,8 @@ CONNECTION = re.compile(r"""\b\w*(?:CONN_ID|conn_id)\b\s*(?::[^=\n]+)?=\s*["']([
 KNOWN_CONNECTIONS = {"postgres_default", "google_cloud_default", "smtp_default"}
 KNOWN_VARIABLES = {"pg_schema", "gcs_bucket", "alert_email", "anomaly_actions", "source_wait_seconds"}
 # Read under names the scan cannot see: the source's settings (include/source/sources.py, some at parse
-# time from the environment) and the deadline (include/flows/defaults.py, at parse time).
+# time from the environment), the deadline (include/flows/defaults.py) and the source watcher
+# (include/flows/assets.py), both at parse time.
 CONTRACT_VARIABLES = KNOWN_VARIABLES | {
     "bq_dataset",
     "bq_location",
@@ -35,6 +36,8 @@ CONTRACT_VARIABLES = KNOWN_VARIABLES | {
     "mirror_base_url",
     "tlc_base_url",
     "monthly_run_deadline_seconds",
+    "watch_source",
+    "watch_source_seconds",
 }
 
 

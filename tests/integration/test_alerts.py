@@ -7,9 +7,12 @@ from urllib.parse import quote
 
 import pytest
 
+from local_stack import expected
 from local_stack.stack import free_port
+from local_stack.tlc_server import serve_in_thread
 from tests.conftest import ALERT_RECIPIENTS
 from tests.mail import FROM_EMAIL, MailServer
+from tests.samples import YELLOW_2021_01, mirror_with_a_gap
 
 pytestmark = pytest.mark.integration
 
@@ -89,16 +92,25 @@ def test_a_mail_server_that_is_down_leaves_the_failure_reported_as_usual(run_dag
     assert "new_state=failed" in output
 
 
-def test_an_anomalous_month_is_published_and_its_warning_emailed(run_dag, mail_server, alert_env):
-    # The yellow sample is the first 22,791 trips of January 2021: nearly every day has none.
-    result = run_dag("taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"}, **alert_env)
+def test_an_anomalous_month_is_published_and_its_warning_emailed(run_dag, mail_server, alert_env, tmp_path):
+    # The yellow sample with five days of January taken out: a gap the anomaly test flags.
+    folder = mirror_with_a_gap(tmp_path, range(11, 16))
+    low_days = expected.low_trip_days(folder / "yellow" / YELLOW_2021_01.name, "2021-01")
+    server, url = serve_in_thread(folder)
+    try:
+        result = run_dag(
+            "taxi_api_to_postgres",
+            {"taxis": ["yellow"], "month": "2021-01"},
+            **alert_env,
+            AIRFLOW_VAR_MIRROR_BASE_URL=url,
+        )
+    finally:
+        server.shutdown()
     assert result.returncode == 0, _output(result)[-3000:]
 
     mail = mail_server.wait_for(lambda mail: "anomaly in yellow 2021-01" in mail.subject, timeout=30)
     body = html.unescape(mail.html)
     assert mail.subject == "[Airflow] anomaly in yellow 2021-01: low_trip_days"
-    assert (
-        "<td>Anomaly</td><td>anomaly in yellow 2021-01: low_trip_days is 30, expected 0 to 2 (warn)</td>"
-        in body
-    )
+    flag = f"anomaly in yellow 2021-01: low_trip_days is {len(low_days)}, expected 0 to 2 (warn)"
+    assert f"<td>Anomaly</td><td>{flag}</td>" in body
     assert "<td>Month</td><td>2021-01</td>" in body

@@ -109,8 +109,7 @@ def landed(postgres, tlc_base_url, cloud_stack, airflow_db, tmp_path_factory) ->
         "AIRFLOW_VAR_GCS_BUCKET": bucket,
         "AIRFLOW_VAR_BQ_DATASET": dataset,
         "AIRFLOW_VAR_CHART_DIR": str(tmp_path_factory.mktemp("charts")),
-        "NYC_TAXI_DEADLINES": "off",  # `airflow dags test` cannot run deadlines (include/flows/defaults.py)
-        # The configuration docs/operations.md documents: the HTTP transport, a namespace, our extractor.
+        # The configuration the README documents: the HTTP transport, a namespace, our extractor.
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "http", "url": receiver.url, "endpoint": "api/v1/lineage"}
         ),

@@ -2,7 +2,7 @@
 
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,7 +10,7 @@ import pytest
 
 from include.source.families import schema_for
 from local_stack import expected
-from tests.samples import GREEN_2020_10, YELLOW_2021_01
+from tests.samples import FHVHV_2024_01_PARQUET, GREEN_2020_10, YELLOW_2021_01
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,10 @@ def test_a_rerun_replaces_the_month_s_objects_and_deletes_what_it_no_longer_writ
     conf = {"taxis": ["yellow"], "month": "2021-01"}
     run(run_dag, gcs_bucket, conf)
     first = objects(storage_client, gcs_bucket)
-    stray = "yellow_tripdata_by_day/pickup_date=2021-01-30/yellow_tripdata_2021-01.parquet"
+    # A day this month's rows do not have: as if an older run had rows picked up then.
+    unwritten = max(expected.rows_per_day(YELLOW_2021_01)) + timedelta(days=1)
+    stray = f"yellow_tripdata_by_day/pickup_date={unwritten.isoformat()}/yellow_tripdata_2021-01.parquet"
+    assert stray not in first
     storage_client.bucket(gcs_bucket).blob(stray).upload_from_string(b"left over from an older run")
 
     run(run_dag, gcs_bucket, conf)
@@ -114,4 +117,18 @@ def test_the_tlc_parquet_lands_in_the_same_layout_with_the_same_schema(run_dag, 
             .where(AssetModel.name == "nyc_taxi_parquet")
         ).all()
     uri = f"gs://{gcs_bucket}/green_tripdata/green_tripdata_2024-01.parquet"
-    assert {"taxi": "green", "month": "2024-01", "uri": uri, "rows": monthly.num_rows} in extras
+    published = {"taxi": "green", "month": "2024-01", "rows": monthly.num_rows, "location": uri, "uri": uri}
+    assert published in extras
+
+
+def test_the_high_volume_fhv_family_lands_in_its_own_files(run_dag, gcs_bucket, storage_client):
+    tlc = {
+        "AIRFLOW_VAR_TAXI_SOURCE": "tlc",
+        "AIRFLOW_VAR_TAXI_FIRST_MONTH": "2024-01",
+        "AIRFLOW_VAR_TAXI_LAST_MONTH": "2024-01",
+    }
+    run(run_dag, gcs_bucket, {"taxis": ["fhvhv"], "month": "2024-01"}, **tlc)
+    monthly = parquet(objects(storage_client, gcs_bucket)["fhvhv_tripdata/fhvhv_tripdata_2024-01.parquet"])
+    assert monthly.schema == schema_for("fhvhv").table_schema
+    assert monthly.num_rows == expected.rows(FHVHV_2024_01_PARQUET)
+    assert monthly.column("cbd_congestion_fee").null_count == monthly.num_rows  # a 2025 column: nulls

@@ -12,7 +12,13 @@ import pytest
 from local_stack import expected
 from local_stack.report import month_row_counts
 from local_stack.tlc_server import TlcHandler, serve_in_thread
-from tests.samples import GREEN_2020_10, GREEN_2024_01_PARQUET, YELLOW_2021_01
+from tests.samples import (
+    FHVHV_2024_01_PARQUET,
+    GREEN_2020_10,
+    GREEN_2024_01_PARQUET,
+    YELLOW_2021_01,
+    mirror_with_a_gap,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +43,9 @@ def test_every_family_of_a_month_lands_once_however_often_it_runs(run_dag, local
         f"SELECT count(*), count(published_at), count(anomalies) FROM {pg_schema}.green_tripdata_profile"
     ).fetchone()
     assert profiles == (2, 2, 2)  # one profile per run, each checked and published, kept for auditing
+    # The yellow sample's trips are spread over the month: a month built from it has no gap to flag.
+    yellow_flags = pg_conn.execute(f"SELECT anomalies FROM {pg_schema}.yellow_tripdata_profile").fetchall()
+    assert yellow_flags == [([],), ([],)]
     staging = pg_conn.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s", (pg_schema, "%stage%")
     ).fetchone()
@@ -53,20 +62,35 @@ def test_a_manual_run_can_pick_one_family(run_dag, pg_conn, pg_schema):
         t for (t,) in pg_conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (pg_schema,))
     }
     assert not any(t.startswith(("yellow", "fhv")) for t in tables)
-    assert "this run loads ['green'] of mirror for 2020-10" in output(result)  # the others' skip reason
+    # The others are skipped by plan_month's branch, which says why.
+    assert "this run loads ['green'] of mirror for 2020-10; skipped: ['yellow', 'fhv', 'fhvhv']" in output(
+        result
+    )
 
 
-def test_the_audit_and_the_anomaly_test_read_the_staged_profile(run_dag, pg_conn, pg_schema):
-    result = run_dag("taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"})
+def test_the_audit_and_the_anomaly_test_read_the_staged_profile(run_dag, pg_conn, pg_schema, tmp_path):
+    # The sample with five days of January taken out: a feed that stopped, which must be flagged.
+    folder = mirror_with_a_gap(tmp_path, range(11, 16))
+    gapped = folder / "yellow" / YELLOW_2021_01.name
+    server, url = serve_in_thread(folder)
+    try:
+        result = run_dag(
+            "taxi_api_to_postgres", {"taxis": ["yellow"], "month": "2021-01"}, AIRFLOW_VAR_MIRROR_BASE_URL=url
+        )
+    finally:
+        server.shutdown()
     assert_succeeded(result)
-    # The yellow sample is the first 22,791 trips of January: every day but the first is nearly empty.
     [(anomalies, rows)] = pg_conn.execute(
         f"SELECT anomalies, rows_loaded FROM {pg_schema}.yellow_tripdata_profile"
     ).fetchall()
-    assert rows == expected.rows(YELLOW_2021_01)
+    assert rows == expected.rows(gapped)
+    low_days = expected.low_trip_days(gapped, "2021-01")
     [flag] = anomalies
-    assert (flag["feature"], flag["action"], flag["value"]) == ("low_trip_days", "warn", 30)
-    assert "anomaly in yellow 2021-01: low_trip_days is 30, expected 0 to 2 (warn)" in output(result)
+    assert (flag["feature"], flag["action"], flag["value"]) == ("low_trip_days", "warn", len(low_days))
+    assert flag["days"] == [day.isoformat() for day in low_days]
+    assert f"anomaly in yellow 2021-01: low_trip_days is {len(low_days)}, expected 0 to 2 (warn)" in output(
+        result
+    )
     assert "has_rows" in output(result) and "pickups_in_month" in output(
         result
     )  # SQLTableCheckOperator's log
@@ -89,6 +113,22 @@ def test_a_month_of_the_tlc_parquet_and_one_of_the_csv_mirror_share_one_table(ru
     )
     assert sources[date(2024, 1, 1)].endswith("/trip-data/green_tripdata_2024-01.parquet")
     assert sources[date(2020, 10, 1)].endswith("/green/green_tripdata_2020-10.csv.gz")
+
+
+def test_the_high_volume_fhv_family_loads_from_the_tlc_parquet_alone(run_dag, pg_conn, pg_schema):
+    tlc = {
+        "AIRFLOW_VAR_TAXI_SOURCE": "tlc",
+        "AIRFLOW_VAR_TAXI_FIRST_MONTH": "2024-01",
+        "AIRFLOW_VAR_TAXI_LAST_MONTH": "2024-01",
+    }
+    assert_succeeded(run_dag("taxi_api_to_postgres", {"taxis": ["fhvhv"], "month": "2024-01"}, **tlc))
+    assert month_row_counts(pg_conn, pg_schema, "fhvhv_tripdata") == {
+        date(2024, 1, 1): expected.rows(FHVHV_2024_01_PARQUET)
+    }
+    # The course's mirror has no High-Volume FHV: asking it for one fails, naming what it has.
+    result = run_dag("taxi_api_to_postgres", {"taxis": ["fhvhv"], "month": "2020-10"})
+    assert result.returncode != 0
+    assert "mirror publishes none of them for 2020-10 (yellow from 2019-01" in output(result)
 
 
 def test_a_missing_month_of_the_mirror_fails_at_once_naming_the_url(

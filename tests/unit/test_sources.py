@@ -85,6 +85,15 @@ def test_a_run_loads_the_requested_families_the_source_has_that_month():
         plan_run({"month": "2020-10", "taxis": ["blue"]}, None, date(2026, 1, 1), tlc)
 
 
+def test_a_run_of_families_the_source_does_not_have_that_month_is_refused_naming_what_it_has():
+    mirror, tlc = SourceSettings.from_values("mirror"), SourceSettings.from_values("tlc")
+    with pytest.raises(InvalidParamsError, match=r"mirror publishes none of them for 2020-10 \(yellow from"):
+        plan_run({"month": "2020-10", "taxis": ["fhvhv"]}, None, date(2026, 1, 1), mirror)
+    with pytest.raises(InvalidParamsError, match=r"fhvhv from 2019-02\)"):
+        plan_run({"month": "2019-01", "taxis": ["fhvhv"]}, None, date(2026, 1, 1), tlc)
+    assert plan_run({"month": "2019-02", "taxis": ["fhvhv"]}, None, date(2026, 1, 1), tlc).taxis == ["fhvhv"]
+
+
 def test_only_a_recent_month_of_a_live_source_is_worth_waiting_for():
     today = date(2026, 12, 1)
     assert TLC.may_still_appear(Month(2026, 10), today)  # published about two months after it ends
