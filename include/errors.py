@@ -39,5 +39,10 @@ class MonthNotLoadedError(DataQualityError):
     """A step needs a month that was never loaded; the message names the flow to run first."""
 
 
+class MonthRejectedError(DataQualityError):
+    """A person reviewing a flagged month rejected it, or nobody answered and the default is reject;
+    the message names who and why."""
+
+
 class DeploymentError(RuntimeError):
     """This Airflow lacks a piece the DAGs need (the plugins, the pools); the message says what to do."""

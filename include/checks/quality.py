@@ -12,13 +12,16 @@ deviation for normal data and ignores outliers); the month is flagged when it li
 ``ROBUST_Z`` spreads from the centre *and* more than the feature's minimum meaningful change
 (a halving or doubling of the row count, five points of null rate...), so that a short or calm
 history — a single earlier month has no spread at all — does not flag noise. Counts and
-quantiles are compared on a log scale, shares on a linear one. Whether a flag only warns or
-fails the run before publishing is set per feature by the Variable ``anomaly_actions``.
+quantiles are compared on a log scale, shares on a linear one. What a flag does is set per
+feature by the Variable ``anomaly_actions``: ``warn`` (publish, and say so), ``ask`` (keep the
+month staged until a person approves or rejects it, ``include.flows.review``) or ``fail`` (refuse
+it before publishing). Unset, ``DEFAULT_ACTIONS`` apply.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import math
 import sqlite3
@@ -42,8 +45,11 @@ MONTH_CHECKS: dict[str, dict[str, str]] = {
 
 HISTORY_MONTHS = 12
 ROBUST_Z = 4.0
-Action = Literal["warn", "fail"]
-ACTIONS: tuple[Action, ...] = ("warn", "fail")
+Action = Literal["warn", "ask", "fail"]
+ACTIONS: tuple[Action, ...] = ("warn", "ask", "fail")
+# When the Variable is unset: a month with half or twice the usual trips waits for a person (it may
+# be real, like April 2020 at a sixth of March, or a truncated file); every other flag warns.
+DEFAULT_ACTIONS: dict[str, Action] = {"rows": "ask"}
 
 
 def failed_checks(profile: MonthProfile) -> list[str]:
@@ -97,6 +103,13 @@ class Anomaly:
     high: float
     action: Action
     days: tuple[str, ...] = ()
+    # The earlier months the range came from (none for a rule that ignores the history).
+    compared: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, values: Mapping) -> Anomaly:
+        lists = {name: tuple(values.get(name) or ()) for name in ("days", "compared")}
+        return cls(**{**values, **lists})
 
     def describe(self, taxi: str, month: str) -> str:
         return (
@@ -105,8 +118,9 @@ class Anomaly:
         )
 
     def as_json(self) -> dict:
-        found = {k: v for k, v in asdict(self).items() if k != "days"}
-        return found | ({"days": list(self.days)} if self.days else {})
+        found = {k: v for k, v in asdict(self).items() if k not in ("days", "compared")}
+        lists = {name: list(getattr(self, name)) for name in ("days", "compared") if getattr(self, name)}
+        return found | lists
 
 
 def _number(value: float) -> str:
@@ -114,9 +128,18 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
-def parse_actions(setting: Mapping[str, str] | None) -> dict[str, Action]:
-    """The Variable ``anomaly_actions``: feature name or glob → ``warn`` or ``fail`` (default warn)."""
-    actions = dict(setting or {})
+def parse_actions(setting: Mapping[str, str] | str | None) -> dict[str, Action]:
+    """The Variable ``anomaly_actions`` (JSON text, or parsed): feature name or glob → ``warn``, ``ask``
+    or ``fail`` (a feature it does not name warns). Unset or empty is ``DEFAULT_ACTIONS``; ``{}``:
+    every flag warns."""
+    if isinstance(setting, str):
+        try:
+            setting = json.loads(setting) if setting.strip() else None
+        except json.JSONDecodeError as error:
+            raise InvalidParamsError(f"Variable anomaly_actions {setting!r} is not JSON: {error}") from None
+    if setting is not None and not isinstance(setting, Mapping):
+        raise InvalidParamsError(f"Variable anomaly_actions {setting!r} must be a JSON object")
+    actions = dict(DEFAULT_ACTIONS if setting is None else setting)
     wrong = {pattern: action for pattern, action in actions.items() if action not in ACTIONS}
     if wrong:
         raise InvalidParamsError(f"Variable anomaly_actions: {wrong} must map features to one of {ACTIONS}")
@@ -132,20 +155,21 @@ def find_anomalies(
 ) -> list[Anomaly]:
     """Flag each feature of ``profile`` outside the range its trailing ``history`` allows."""
     actions = actions or {}
-    earlier = [p.features() for p in history[-HISTORY_MONTHS:]]
+    earlier = [(p.month, p.features()) for p in history[-HISTORY_MONTHS:]]
     found = []
     for feature, value in profile.features().items():
         rule = rule_for(feature)
-        past = [f[feature] for f in earlier if feature in f]
+        past = {month: f[feature] for month, f in earlier if feature in f}
         if rule.scale == "absolute":
-            low, high = 0.0, rule.min_change
+            (low, high), past = (0.0, rule.min_change), {}
         elif past:
-            low, high = _allowed_range(rule, past)
+            low, high = _allowed_range(rule, list(past.values()))
         else:
             continue
         if not low <= value <= high:
             days = tuple(profile.low_trip_days()) if feature == "low_trip_days" else ()
-            found.append(Anomaly(feature, value, low, high, action_for(feature, actions), days))
+            action = action_for(feature, actions)
+            found.append(Anomaly(feature, value, low, high, action, days, tuple(past)))
     return found
 
 
@@ -166,7 +190,8 @@ def _allowed_range(rule: FeatureRule, past: Sequence[float]) -> tuple[float, flo
 
 
 def judge(profile: MonthProfile, history: Sequence[MonthProfile], anomalies: Sequence[Anomaly]) -> None:
-    """Log each flag; raise ``DataQualityError`` if any flag's action is ``fail``."""
+    """Log each flag; raise ``DataQualityError`` if any flag's action is ``fail`` (``ask`` flags pass:
+    the review after the check decides on them)."""
     compared = f"{len(history)} earlier month(s)" if history else "no earlier month (history-free rules only)"
     for anomaly in anomalies:
         log.warning("%s", anomaly.describe(profile.taxi, profile.month))

@@ -7,6 +7,7 @@ A month reaches a destination in five steps, the same for every destination (the
    this run reads (a staging table, a staging prefix);
 2. the checks read the staged profile (``staged_profile``) and the published months before it
    (``published_history``), and store their flags with it (``record_anomalies``);
+   a flag set to ``ask`` waits for a person, whose answer is stored with it too (``record_review``);
 3. ``publish`` puts the staged month in place of the published one, all at once;
 4. ``drop_staging`` removes what the run staged and did not publish (a teardown: whatever happened).
 
@@ -64,6 +65,9 @@ class Destination(ABC):
 
     # What ``stage`` returns; ``publish`` and the checks get it back from the XCom.
     staged_type: ClassVar[type[Staged]] = Staged
+    # Whether the Taxi results view (which reads Postgres) charts this destination's staged months,
+    # so a review can link to the chart of the month it asks about.
+    shown_in_results: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -96,6 +100,12 @@ class Destination(ABC):
     @abstractmethod
     def record_anomalies(self, staged: Staged, anomalies: list[dict]) -> None:
         """Store the anomaly test's flags with the staged profile (an empty list: checked, none)."""
+
+    @abstractmethod
+    def record_review(self, staged: Staged, review: dict[str, Any]) -> None:
+        """Store a person's review of the staged month with its profile (``include.checks.review``:
+        the decision, who and when, their reason, what they were shown), before it is published or
+        dropped; a published month keeps it."""
 
     @abstractmethod
     def publish(self, staged: Staged) -> dict[str, Any]:

@@ -270,6 +270,12 @@ class GCS(Destination):
         name = staged.staged(profile_object(staged.taxi, staged.month))
         self._write_profile(name, {**self._read_profile(name), "anomalies": anomalies})
 
+    def record_review(self, staged: StagedExport, review: dict) -> None:
+        """In the staged profile, which ``publish`` copies: a published month keeps its review, a
+        rejected one's goes with its staging (the run's failure and its alert say who and why)."""
+        name = staged.staged(profile_object(staged.taxi, staged.month))
+        self._write_profile(name, {**self._read_profile(name), "review": review})
+
     def publish(self, staged: StagedExport) -> dict:
         """Copy the staged objects to their names, delete the month's objects it no longer has, and
         write the profile last; return what was published (the asset event's extra)."""

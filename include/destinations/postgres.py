@@ -309,7 +309,7 @@ def _rejects_batches(rejects: Rejects, month: Month) -> Iterator[pa.RecordBatch]
 # run, every field of ``MonthProfile`` but the family (the table is the family's), and what became
 # of the load. The fields are declared once, in include/checks/profile.py.
 PROFILE_FIELDS = tuple(f.name for f in fields(MonthProfile) if f.name not in ("taxi", "month"))
-PROFILE_RUN_COLUMNS = ("run_id", "staged_at", "published_at", "anomalies")
+PROFILE_RUN_COLUMNS = ("run_id", "staged_at", "published_at", "anomalies", "review")
 _PROFILE_FIELD_TYPES = {
     "int": "bigint NOT NULL",
     "str": "text NOT NULL",
@@ -333,6 +333,7 @@ CREATE TABLE IF NOT EXISTS {{table}} (
     staged_at timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz,
     anomalies jsonb,
+    review jsonb,
     PRIMARY KEY (source_month, run_id)
 )
 """
@@ -347,25 +348,31 @@ _PROFILE_UPSERT = (
     + ") VALUES (%(source_month)s, %(run_id)s, "
     + ", ".join(f"%({name})s" for name in PROFILE_FIELDS)
     + ") ON CONFLICT (source_month, run_id) DO UPDATE SET staged_at = now(), published_at = NULL,"
-    + " anomalies = NULL, "
+    + " anomalies = NULL, review = NULL, "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in PROFILE_FIELDS)
 )
+
+
+# Run columns added since the first profile tables: a table made before them gets them on its next load.
+_ADDED_RUN_COLUMNS = {"review": "jsonb"}
 
 
 def ensure_profile_table(
     conn: psycopg.Connection, schema_name: str, table: str, lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
 ) -> None:
-    """Create ``table``'s profile table, or add the ``MonthProfile`` fields an older one lacks."""
+    """Create ``table``'s profile table, or add the ``MonthProfile`` fields and run columns an older
+    one lacks (without a lock when it has them all: ALTER TABLE takes one even with IF NOT EXISTS)."""
     profiles = profile_table(table)
+    wanted = {name: _profile_field_type(name) for name in PROFILE_FIELDS} | _ADDED_RUN_COLUMNS
     with autocommit(conn).cursor() as cursor:
         existing = _existing_columns(cursor, schema_name, profiles)
-    if existing is not None and set(PROFILE_FIELDS) <= set(existing):
+    if existing is not None and set(wanted) <= set(existing):
         return
     with _transaction(conn, f"ddl:{schema_name}.{profiles}", lock_timeout) as cursor:
         cursor.execute(sql.SQL(PROFILE_DDL).format(table=_table(schema_name, profiles)))
-        for name in PROFILE_FIELDS:
+        for name, kind in wanted.items():
             cursor.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + _profile_field_type(name)).format(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
                     _table(schema_name, profiles), sql.Identifier(name)
                 )
             )
@@ -379,12 +386,18 @@ def profile_from_row(taxi: str, row: dict) -> MonthProfile:
 def select_profiles(
     conn: psycopg.Connection, schema_name: str, table: str, where: str, params: tuple, order: str
 ) -> list[dict]:
-    """Rows of ``table``'s profile table (dicts by column name) ``WHERE where ORDER BY order``."""
+    """Rows of ``table``'s profile table (dicts by column name) ``WHERE where ORDER BY order``; a run
+    column added since the table was made (``_ADDED_RUN_COLUMNS``) reads as NULL until its next load."""
     columns = ("source_month", *PROFILE_FIELDS, *PROFILE_RUN_COLUMNS)
-    query = sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY " + order).format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), _table(schema_name, profile_table(table))
-    )
     with autocommit(conn).cursor() as cursor:
+        existing = set(_existing_columns(cursor, schema_name, profile_table(table)) or ())
+        selected = [
+            sql.Identifier(name) if name in existing or name not in _ADDED_RUN_COLUMNS else sql.SQL("NULL")
+            for name in columns
+        ]
+        query = sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY " + order).format(
+            sql.SQL(", ").join(selected), _table(schema_name, profile_table(table))
+        )
         cursor.execute(query, params)
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
@@ -588,6 +601,16 @@ def record_anomalies(conn: psycopg.Connection, staged: StagedMonth, anomalies: l
     )
 
 
+def record_review(conn: psycopg.Connection, staged: StagedMonth, review: dict) -> None:
+    """Store a person's review of the staged month (``include.checks.review``) with its profile."""
+    autocommit(conn).execute(
+        sql.SQL("UPDATE {} SET review = %s WHERE source_month = %s AND run_id = %s").format(
+            _table(staged.schema_name, profile_table(staged.table))
+        ),
+        (json.dumps(review), Month.parse(staged.month).first_day, staged.run_id),
+    )
+
+
 def replace_table(
     conn: psycopg.Connection,
     schema_name: str,
@@ -685,6 +708,7 @@ class Postgres(Destination):
     table of the run's own and attached in one transaction (see the module's docstring)."""
 
     staged_type = StagedMonth
+    shown_in_results = True
 
     def __init__(self, conn: psycopg.Connection, schema_name: str) -> None:
         self.conn, self.schema_name = conn, checked_identifier(schema_name, "schema")
@@ -723,6 +747,9 @@ class Postgres(Destination):
 
     def record_anomalies(self, staged: StagedMonth, anomalies: list[dict]) -> None:
         record_anomalies(self.conn, staged, anomalies)
+
+    def record_review(self, staged: StagedMonth, review: dict) -> None:
+        record_review(self.conn, staged, review)
 
     def publish(self, staged: StagedMonth) -> dict:
         rows = publish_month(self.conn, staged)

@@ -11,6 +11,8 @@ each independent of the others:
 - **audit** fails the month unless its staged profile passes ``include.checks.quality.MONTH_CHECKS``
   (the destination may bring its own check operator instead);
 - **check_anomalies** compares the staged profile with the family's trailing published months;
+- **review_anomalies** succeeds at once unless a flag's action is ``ask``; then a person approves or
+  rejects the month, which waits staged (``include.flows.review``);
 - **publish** puts the staged month in place of the published one;
 - **drop_staging**, a teardown, removes what the run staged and did not publish.
 
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, XComArg, task
 
 from include.flows.defaults import LOAD_TIMEOUT
+from include.flows.review import ReviewAnomalies
 from include.source.families import TAXIS
 from include.source.sensors import WaitForMonthFile
 
@@ -70,8 +73,12 @@ def load_every_family(
             request = wait.output
             staged = stage(destination, request)
             audited = audit(taxi) if audit else _audit(destination, staged)
+            checked = _check_anomalies(destination, staged)
+            reviewed = ReviewAnomalies(
+                task_id="review_anomalies", destination=destination, staged=staged, anomalies=checked
+            )
             published = publish(destination, staged)
-            staged >> audited >> _check_anomalies(destination, staged) >> published
+            staged >> audited >> checked >> reviewed >> published
             published >> _drop_staging(destination, request).as_teardown(setups=staged)
 
 
@@ -133,7 +140,7 @@ def _check_anomalies(destination: str, staged: dict, **context) -> list[dict]:
     from include.destinations.base import destination_class
     from include.observing.alerts import notify_anomalies
 
-    actions = parse_actions(Variable.get("anomaly_actions", default={}, deserialize_json=True))
+    actions = parse_actions(Variable.get("anomaly_actions", default=None))
     with destination_class(destination).from_airflow() as target:
         found = [a.as_json() for a in check_anomalies(target, target.staged_type.from_dict(staged), actions)]
     notify_anomalies(context, staged["taxi"], staged["month"], found)
@@ -208,7 +215,8 @@ def audit(destination: Destination, staged: Staged) -> None:
 def check_anomalies(destination: Destination, staged: Staged, actions: Mapping[str, Action]) -> list[Anomaly]:
     """Compare the staged profile with the published months before it and store the flags with it.
 
-    Raises ``DataQualityError`` when a flag's action is ``fail``, so the month is not published.
+    Raises ``DataQualityError`` when a flag's action is ``fail``, so the month is not published; a
+    flag whose action is ``ask`` leaves the month to ``review_anomalies``.
     """
     from include.checks.quality import HISTORY_MONTHS, find_anomalies, judge
     from include.source.months import Month

@@ -176,7 +176,7 @@ def notify_anomalies(context: Mapping[str, Any], taxi: str, month: str, anomalie
     from include.checks.quality import Anomaly
 
     ti = context["ti"]
-    lines = [Anomaly(**{**a, "days": tuple(a.get("days", ()))}).describe(taxi, month) for a in anomalies]
+    lines = [Anomaly.from_json(a).describe(taxi, month) for a in anomalies]
     what = f"anomaly alert for {ti.dag_id} {taxi} {month} (run {ti.run_id})"
     alert = {
         "subject": f"[Airflow] anomaly in {taxi} {month}: {', '.join(a['feature'] for a in anomalies)}"[:250],
@@ -190,5 +190,21 @@ def notify_anomalies(context: Mapping[str, Any], taxi: str, month: str, anomalie
         ],
         "link_name": "Log",
         "link": ti.log_url,
+    }
+    send(what, alert, context)
+
+
+def notify_review_requested(context: Mapping[str, Any], subject: str, review_link: str) -> None:
+    """Email that a flagged month waits for a person (``include.flows.review``), with the link to
+    the task's required-actions page, where they approve or reject it."""
+    ti = context["ti"]
+    month = run_month(context.get("params"), context.get("data_interval_start"))
+    what = f"review request for {ti.dag_id}.{ti.task_id} (run {ti.run_id}, month {month})"
+    alert = {
+        "subject": f"[Airflow] review needed: {subject}"[:250],
+        "headline": f"{subject}. The month stays staged until someone approves or rejects it.",
+        "rows": [("DAG", ti.dag_id), ("Run", ti.run_id), ("Task", ti.task_id), ("Month", month)],
+        "link_name": "Review",
+        "link": review_link,
     }
     send(what, alert, context)

@@ -21,6 +21,7 @@ import psycopg
 
 from include.checks.profile import MonthProfile
 from include.destinations.postgres import (
+    autocommit,
     checked_identifier,
     profile_from_row,
     select_profiles,
@@ -47,7 +48,7 @@ class AnomalyFlag:
     value: float | None
     low: float | None
     high: float | None
-    action: str  # "warn" or "fail"
+    action: str  # "warn", "ask" or "fail"
     days: tuple[date, ...] = ()
 
     @classmethod
@@ -63,6 +64,31 @@ class AnomalyFlag:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A person's answer to a load whose flags asked for one (``include.checks.review``)."""
+
+    decision: str  # "approve" or "reject"
+    by: str | None  # None: nobody answered in time, the default applied
+    at: datetime
+    reason: str | None
+    timed_out: bool
+
+    @classmethod
+    def from_json(cls, review: Mapping[str, Any]) -> Review:
+        return cls(
+            decision=str(review["decision"]),
+            by=review.get("by"),
+            at=datetime.fromisoformat(review["at"]),
+            reason=review.get("reason"),
+            timed_out=bool(review.get("timed_out")),
+        )
+
+    @property
+    def outcome(self) -> str:
+        return "approved" if self.decision == "approve" else "rejected"
+
+
+@dataclass(frozen=True)
 class MonthLoad:
     """One load of one month: the profile it staged (``include.checks.profile``) and what became of it."""
 
@@ -71,6 +97,7 @@ class MonthLoad:
     staged_at: datetime
     published_at: datetime | None
     anomalies: tuple[AnomalyFlag, ...] | None  # None: not checked yet
+    review: Review | None = None  # None: no flag asked for one (or not answered yet)
 
     @property
     def taxi(self) -> str:
@@ -128,12 +155,14 @@ def _load(taxi: str, row: dict) -> MonthLoad:
         staged_at=row["staged_at"],
         published_at=row["published_at"],
         anomalies=None if anomalies is None else tuple(AnomalyFlag.from_json(flag) for flag in anomalies),
+        review=None if row.get("review") is None else Review.from_json(row["review"]),
     )
 
 
 def _table_exists(conn: psycopg.Connection, schema_name: str, table: str) -> bool:
     query = "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s"
-    return conn.execute(query, (schema_name, table)).fetchone() is not None
+    # Autocommit first, as select_profiles wants it: a query before would open a transaction.
+    return autocommit(conn).execute(query, (schema_name, table)).fetchone() is not None
 
 
 def _select_loads(

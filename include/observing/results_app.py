@@ -104,6 +104,7 @@ def profile_json(load: MonthLoad) -> dict[str, Any]:
         if load.anomalies is None
         else [{**asdict(flag), "days": [day.isoformat() for day in flag.days]} for flag in load.anomalies],
         "flagged_days": [day.isoformat() for day in load.flagged_days],
+        "review": None if load.review is None else {**asdict(load.review), "at": load.review.at.isoformat()},
         "chart": chart_url(load),
     }
 

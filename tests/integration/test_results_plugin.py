@@ -315,3 +315,44 @@ def test_the_plugin_is_registered_from_the_plugins_folder(api):
     [view] = plugin["external_views"]
     assert (view["href"], view["url_route"], view["destination"]) == ("taxi-results/", "taxi-results", "nav")
     assert (REPO / "plugins" / "taxi_results.py").is_file()
+
+
+def test_a_review_shows_beside_its_load_and_a_table_made_before_reviews_still_reads(api, profiles, pg_conn):
+    table = f'"{profiles}".green_tripdata_profile'
+    rejected = {
+        "decision": "reject",
+        "by": "ada",
+        "by_id": "ada",
+        "at": "2026-11-03T10:00:00+00:00",
+        "reason": "truncated file",
+        "timed_out": False,
+        "anomalies": [REFUSED_FLAG],
+        "chart": None,
+    }
+    approved_by_default = {**rejected, "decision": "approve", "by": None, "by_id": None, "reason": None}
+    approved_by_default |= {"timed_out": True, "at": "2026-11-02T23:00:00+00:00"}
+    for run_id, review in (("october_refused", rejected), ("october_second", approved_by_default)):
+        pg_conn.execute(f"UPDATE {table} SET review = %s WHERE run_id = %s", (json.dumps(review), run_id))
+
+    rows = {row["data-run-id"]: row for row in load_rows(api.get("/taxi-results/").text)}
+    assert "rejected by ada 2026-11-03 10:00 UTC : truncated file" in rows["october_refused"]["state"]
+    assert (
+        "no answer to the review: approved by default 2026-11-02 23:00 UTC" in rows["october_second"]["state"]
+    )
+    assert "review" not in rows["july"]["state"]
+    green = next(c for c in api.get("/taxi-results/api/results").json()["colours"] if c["taxi"] == "green")
+    reviews = {load["run_id"]: load["review"] for load in green["months"] + green["not_published"]}
+    assert reviews["october_refused"] == {
+        "decision": "reject",
+        "by": "ada",
+        "at": "2026-11-03T10:00:00+00:00",
+        "reason": "truncated file",
+        "timed_out": False,
+    }
+    assert reviews["october_second"]["timed_out"] is True and reviews["july"] is None
+
+    # A profile table made before reviews existed reads as loads without one, until its next load.
+    pg_conn.execute(f"ALTER TABLE {table} DROP COLUMN review")
+    assert api.get("/taxi-results/").status_code == 200
+    green = next(c for c in api.get("/taxi-results/api/results").json()["colours"] if c["taxi"] == "green")
+    assert {load["review"] for load in green["months"] + green["not_published"]} == {None}

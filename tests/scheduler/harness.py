@@ -211,6 +211,38 @@ class SchedulerHarness:
             states[key] = ti["state"]
         return states
 
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 300
+    ) -> dict[str, str | None]:
+        """Every task's state once ``task_id`` is in ``state``; fails at once if the run ended first."""
+        deadline = time.monotonic() + timeout
+        while (states := self.task_states(dag_id, run_id)).get(task_id) != state:
+            if self.run(dag_id, run_id)["state"] in FINAL_RUN_STATES or time.monotonic() > deadline:
+                raise AssertionError(f"{task_id} of {run_id} never reached {state}: {states}")
+            time.sleep(1)
+        return states
+
+    # --- human in the loop ----------------------------------------------------------------
+
+    def _hitl_path(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        run = quote(run_id, safe="")
+        return f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/{map_index}/hitlDetails"
+
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        """What a human-in-the-loop task asks (subject, body, options, params) and its answer, if any."""
+        return self.api("GET", self._hitl_path(dag_id, run_id, task_id))
+
+    def hitl_details(self, dag_id: str, run_id: str) -> list[dict]:
+        """Every human-in-the-loop request of a run."""
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/hitlDetails")["hitl_details"]
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, option: str, params_input: dict | None = None
+    ) -> dict:
+        """Answer a waiting human-in-the-loop task as the logged-in user, as the UI's form does."""
+        body = {"chosen_options": [option], "params_input": params_input or {}}
+        return self.api("PATCH", self._hitl_path(dag_id, run_id, task_id), json=body)
+
     def task_log(
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
     ) -> str:

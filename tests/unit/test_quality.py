@@ -14,7 +14,15 @@ import pyarrow.compute as pc
 import pytest
 
 from include.checks.profile import MonthProfile, Profiler
-from include.checks.quality import MONTH_CHECKS, failed_checks, find_anomalies, judge, parse_actions
+from include.checks.quality import (
+    DEFAULT_ACTIONS,
+    MONTH_CHECKS,
+    Anomaly,
+    failed_checks,
+    find_anomalies,
+    judge,
+    parse_actions,
+)
 from include.errors import DataQualityError, InvalidParamsError
 from include.source.extract import iter_batches
 from include.source.families import schema_for
@@ -110,6 +118,35 @@ def test_a_feature_can_be_set_to_fail_or_warn_by_name_or_pattern():
     assert (flag.feature, flag.action) == ("null_fraction.trip_distance", "fail")
     with pytest.raises(InvalidParamsError, match="anomaly_actions"):
         parse_actions({"rows": "page-someone"})
+
+
+@pytest.mark.parametrize("text", ['{"rows": "page-someone"}', "rows: ask", '["rows"]'])
+def test_the_variable_as_text_is_json_of_features_and_actions(text):
+    assert parse_actions('{"rows": "fail", "share_*": "ask"}') == {"rows": "fail", "share_*": "ask"}
+    assert parse_actions("") == parse_actions("  ") == parse_actions(None)  # set to nothing: the defaults
+    with pytest.raises(InvalidParamsError, match="anomaly_actions"):
+        parse_actions(text)
+
+
+def test_unset_the_april_2020_collapse_asks_a_person_and_the_check_lets_it_through(october, caplog):
+    march, april = green_2020(october, 3), green_2020(october, 4)
+    anomalies = find_anomalies(april, [march], parse_actions(None))  # the Variable unset
+    with caplog.at_level(logging.WARNING, logger="include.checks.quality"):
+        judge(april, [march], anomalies)  # no fail flag: the review decides
+    rows = next(a for a in anomalies if a.feature == "rows")
+    assert (rows.action, rows.compared) == ("ask", (march.month,))
+    assert DEFAULT_ACTIONS == {"rows": "ask"}
+    assert all(a.action == "warn" for a in anomalies if a.feature != "rows")
+    assert f"rows is {april.rows_loaded:,}" in caplog.text and "(ask)" in caplog.text
+    # Set to {}, every flag warns.
+    assert {a.action for a in find_anomalies(april, [march], parse_actions({}))} == {"warn"}
+
+
+def test_a_flag_travels_as_json_with_the_months_it_was_compared_with(october):
+    march, april = green_2020(october, 3), green_2020(october, 4)
+    for flag in find_anomalies(april, [march], parse_actions({"*": "ask"})):
+        assert Anomaly.from_json(flag.as_json()) == flag
+        assert flag.as_json().get("compared", []) == ([] if flag.feature == "low_trip_days" else ["2020-03"])
 
 
 @pytest.mark.parametrize(
