@@ -129,10 +129,15 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def airflow_cpu_seconds(sessions: set[int]) -> float:
-    """CPU of every process in the components' sessions so far, exited children included: a
-    process that ends moves its time into its parent's children's time, so differences add up."""
-    return sum(_cpu(fields) for fields in _processes().values() if int(fields[3]) in sessions)
+def airflow_cpu_seconds(sessions: set[int]) -> dict[int, float]:
+    """Per session, the CPU of every process in it so far, exited children included: a process
+    that ends moves its time into its parent's children's time, so differences add up. The
+    scheduler's session holds the LocalExecutor's workers and the task processes."""
+    found = dict.fromkeys(sessions, 0.0)
+    for fields in _processes().values():
+        if int(fields[3]) in sessions:
+            found[int(fields[3])] += _cpu(fields)
+    return found
 
 
 def postgres_cpu_seconds(server: PostgresServer) -> float:
@@ -215,7 +220,11 @@ PARSE_FIELD = re.compile(r"(dag_file_parse_ms|task_id)=(\S+)")
 
 
 def breakdown(
-    runs: list[dict], tis: list[dict], upstream: dict[str, list[str]], parsed: dict[str, list[float]]
+    runs: list[dict],
+    tis: list[dict],
+    upstream: dict[str, list[str]],
+    parsed: dict[str, list[float]],
+    unpaused_at: datetime,
 ) -> dict[str, dict]:
     """Per task id: instances, and the mean and total seconds of each phase of the ones that ran.
 
@@ -232,7 +241,9 @@ def breakdown(
         if ti["start"] is None or ti["queued"] is None:  # skipped by the scheduler: no process
             continue
         done = [ended.get((ti["run_id"], up)) for up in upstream.get(ti["task_id"], [])]
-        ready = max((moment for moment in done if moment is not None), default=run_start[ti["run_id"]])
+        # A reprocessed run's start date is when the backfill cleared it, while the DAG was paused.
+        first = max(run_start[ti["run_id"]], unpaused_at)
+        ready = max((moment for moment in done if moment is not None), default=first)
         scheduled = ti["scheduled"] or ti["queued"]
         for phase, start, end in (
             ("gap", ready, scheduled),
@@ -274,17 +285,19 @@ def backfill_round(
         max_active_runs=max_active_runs,
         conf={"taxis": [TAXI]},
     )
-    sessions = {process.pid for process in api.airflow.processes.values()}
+    components = {name: process.pid for name, process in api.airflow.processes.items()}
+    sessions = set(components.values())
     scheduler_log = api.airflow.log_file("scheduler")
     log_offset = scheduler_log.stat().st_size
     memory = TaskMemory(api.airflow.processes["scheduler"].pid)
     memory.start()
-    load_before, cpu_before = os.getloadavg()[0], airflow_cpu_seconds(sessions)
+    load_before, cpu_before_by_session = os.getloadavg()[0], airflow_cpu_seconds(sessions)
     postgres_before = postgres_cpu_seconds(warehouse.server)
     unpaused_at = datetime.now(timezone.utc)
     api.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     api.wait_for_backfill(backfill, timeout=3600)
-    cpu = airflow_cpu_seconds(sessions) - cpu_before
+    cpu_by_session = airflow_cpu_seconds(sessions)
+    cpu = sum(cpu_by_session.values()) - sum(cpu_before_by_session.values())
     postgres_cpu = postgres_cpu_seconds(warehouse.server) - postgres_before
     memory.stop()
     runs, tis = task_instances(metadata, backfill["id"])
@@ -306,7 +319,12 @@ def backfill_round(
         "task_processes": len(memory.tasks_seen),
         "rows": sum(loaded.values()),
         "load_average": [load_before, os.getloadavg()[0]],
-        "tasks": breakdown(runs, tis, upstream, parse_seconds(_read_from(scheduler_log, log_offset))),
+        "cpu_seconds_by_component": {
+            name: cpu_by_session[pid] - cpu_before_by_session[pid] for name, pid in components.items()
+        },
+        "tasks": breakdown(
+            runs, tis, upstream, parse_seconds(_read_from(scheduler_log, log_offset)), unpaused_at
+        ),
     }
 
 
@@ -364,6 +382,13 @@ def summary(results: dict[str, list[dict]]) -> str:
             f"| {label} | {len(rounds)} | {rounds[0]['rows']:,} | {median_of(rounds, 'seconds'):.1f} "
             f"| {median_of(rounds, 'cpu_seconds'):.1f} | {median_of(rounds, 'postgres_cpu_seconds'):.1f} "
             f"| {max(run[peak] for run in rounds):.0f} | {min(loads):.1f}-{max(loads):.1f} |"
+        )
+    by_component = [run.get("cpu_seconds_by_component") for run in results["backfill"]]
+    if all(by_component):
+        lines.append(
+            "\nBackfill CPU s by component (medians): "
+            + ", ".join(f"{name} {median_of(by_component, name):.1f}" for name in by_component[0])
+            + " (the scheduler's includes its executor's workers and every task process)"
         )
     pipe = min(median_of(results["pipe_x1"], "seconds"), median_of(results["pipe_x2"], "seconds"))
     ratio = median_of(results["backfill"], "seconds") / pipe
