@@ -21,8 +21,10 @@ import gzip
 import hashlib
 import itertools
 import json
+import re
 import zlib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,6 +43,9 @@ PARQUET_SOURCE = REPO / "data" / "tlc" / "trip-data" / "green_tripdata_2024-01.p
 PARQUET_ROW_GROUP = 1 << 20
 # Rows repeated together by a block recipe: about 300 KB of CSV, ten times gzip's window.
 BLOCK_ROWS = 2_000
+# A date in a CSV row, and the source month's prefix of a pickup's date (moved_month).
+DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
+CSV_PREFIX = f"{CSV_MONTH}-".encode()
 
 
 @dataclass(frozen=True)
@@ -117,4 +122,50 @@ def parquet_month(recipe: Recipe, folder: Path = CACHE) -> Path:
     repeated = pa.concat_tables([table] * recipe.repeat)  # no copy: the same chunks, listed again
     pq.write_table(repeated, target, row_group_size=PARQUET_ROW_GROUP, compression="snappy")
     _stamp(target, PARQUET_SOURCE, recipe)
+    return target
+
+
+def moved_month(month: Month, recipe: Recipe, folder: Path = CACHE) -> Path:
+    """The green 2020-10 rows of ``recipe`` moved into ``month``, under the mirror's name for it
+    (``{folder}/moved{tag}/green/green_tripdata_{month}.csv.gz``, one folder for every month).
+
+    Every timestamp of a row moves by the whole days from 2020-10-01 to the month's first day, so
+    a trip keeps its day of the month, its hour and its length, and the few strays of the real
+    file stay strays. The trips of days the month does not have (the 31st of a 30-day month, the
+    30th and 31st of February 2020) are left out, not piled onto another day. Then each block of
+    ``BLOCK_ROWS`` rows is repeated ``recipe.repeat`` times in turn, as ``csv_month`` does.
+    """
+    target = folder / f"moved{recipe.tag}" / TAXI / f"{TAXI}_tripdata_{month}.csv.gz"
+    if _cached(target, CSV_SOURCE, recipe):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shift = month.first_day - CSV_MONTH.first_day
+    last_day = (month.next.first_day - month.first_day).days
+    moved_dates: dict[bytes, bytes] = {}
+
+    def moved(match: re.Match[bytes]) -> bytes:
+        day = match[0]
+        if day not in moved_dates:
+            moved_dates[day] = (date.fromisoformat(day.decode()) + shift).isoformat().encode()
+        return moved_dates[day]
+
+    with gzip.open(CSV_SOURCE, "rb") as source:
+        header = source.readline()
+        lines = [
+            DATE.sub(moved, line)
+            for line in itertools.islice(source, recipe.first_rows)
+            # The pickup's day (the second field starts with the date) must exist in the month.
+            if not line.split(b",", 2)[1].startswith(CSV_PREFIX)
+            or int(line.split(b",", 2)[1][8:10]) <= last_day
+        ]
+    step = BLOCK_ROWS if recipe.blocks else max(len(lines), 1)
+    blocks = [b"".join(lines[start : start + step]) for start in range(0, len(lines), step)]
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    with target.open("wb") as sink:
+        sink.write(compressor.compress(header))
+        for block in blocks:
+            for _ in range(recipe.repeat):
+                sink.write(compressor.compress(block))
+        sink.write(compressor.flush())
+    _stamp(target, CSV_SOURCE, recipe)
     return target

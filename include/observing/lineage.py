@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 from urllib.parse import urlsplit
 
 from airflow.providers.openlineage import conf as openlineage_conf
-from airflow.providers.openlineage.extractors.base import BaseExtractor, OperatorLineage
 
 if TYPE_CHECKING:
     import psycopg
+    from airflow.providers.openlineage.extractors.base import BaseExtractor, OperatorLineage
 
     from include.destinations.bigquery import BigQuery
     from include.source.month_file import MonthFile
@@ -165,6 +165,7 @@ def report(inputs: Iterable[Dataset] = (), outputs: Iterable[Dataset] = ()) -> N
 
 def operator_lineage(inputs: Iterable[Dataset] = (), outputs: Iterable[Dataset] = ()) -> OperatorLineage:
     """The provider's ``OperatorLineage``: row counts as the input and output statistics facets."""
+    from airflow.providers.openlineage.extractors.base import OperatorLineage
     from openlineage.client.event_v2 import InputDataset, OutputDataset
     from openlineage.client.facet_v2 import input_statistics_input_dataset, output_statistics_output_dataset
 
@@ -187,25 +188,49 @@ def operator_lineage(inputs: Iterable[Dataset] = (), outputs: Iterable[Dataset] 
     return OperatorLineage(inputs=[read(d) for d in inputs], outputs=[written(d) for d in outputs])
 
 
-class ReportedLineageExtractor(BaseExtractor):
-    """The provider's extractor for TaskFlow tasks: the lineage the task reported with ``report``.
+def _reported_lineage_extractor() -> type:
+    """The extractor class, made on first use: the provider's extractors module takes seconds to
+    import (OpenLineage's client), which every task that reports would pay with lineage off."""
+    from airflow.providers.openlineage.extractors.base import BaseExtractor
 
-    Registered with ``[openlineage] extractors = include.observing.lineage.ReportedLineageExtractor``. A task
-    that reported nothing gets an empty lineage, and the provider then falls back to the hooks'.
-    """
+    class ReportedLineageExtractor(BaseExtractor):
+        """The provider's extractor for TaskFlow tasks: the lineage the task reported with ``report``.
 
-    @classmethod
-    def get_operator_classnames(cls) -> list[str]:
-        return [TASKFLOW_OPERATOR]
+        Registered with ``[openlineage] extractors = include.observing.lineage.ReportedLineageExtractor``.
+        A task that reported nothing gets an empty lineage, and the provider then falls back to the
+        hooks'.
+        """
 
-    def _execute_extraction(self) -> OperatorLineage:
-        return operator_lineage()  # the START event: nothing has been read or written yet
+        @classmethod
+        def get_operator_classnames(cls) -> list[str]:
+            return [TASKFLOW_OPERATOR]
 
-    def extract_on_complete(self, task_instance: Any) -> OperatorLineage:
-        task_report = _reports.get(_key(task_instance))
-        if task_report is None:
-            return operator_lineage()
-        return operator_lineage(task_report.inputs.values(), task_report.outputs.values())
+        def _execute_extraction(self) -> OperatorLineage:
+            return operator_lineage()  # the START event: nothing has been read or written yet
+
+        def extract_on_complete(self, task_instance: Any) -> OperatorLineage:
+            task_report = _reports.get(_key(task_instance))
+            if task_report is None:
+                return operator_lineage()
+            return operator_lineage(task_report.inputs.values(), task_report.outputs.values())
+
+    ReportedLineageExtractor.__module__, ReportedLineageExtractor.__qualname__ = (
+        __name__,
+        "ReportedLineageExtractor",
+    )
+    return ReportedLineageExtractor
+
+
+# The class EXTRACTOR names, made on first access by __getattr__ below.
+ReportedLineageExtractor: type[BaseExtractor]
+
+
+def __getattr__(name: str) -> Any:
+    """``ReportedLineageExtractor`` as the provider imports it (``import_string`` of ``EXTRACTOR``)."""
+    if name == "ReportedLineageExtractor":
+        extractor = globals()[name] = _reported_lineage_extractor()
+        return extractor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # What each task that moves data moved, in the terms of its flow: one call at the end of its work.

@@ -16,10 +16,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from include.source.months import Month
+from local_stack.airflow_processes import running_airflow
 from local_stack.airflow_ui import AirflowUI
 from local_stack.postgres import PostgresServer
 from local_stack.stack import REPO
-from tests.airflow_processes import running_airflow
 
 ARTIFACTS = REPO / "test-artifacts"
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

@@ -35,9 +35,9 @@ from include.source.months import Month
 from local_stack import expected
 from local_stack.airflow_ui import USERNAME, AirflowUI
 from local_stack.report import month_row_counts
+from local_stack.scheduler_api import SchedulerHarness
 from tests.dags.test_dag_integrity import EXPECTED_DAGS
 from tests.e2e.conftest import UI_MONTHS
-from tests.scheduler.harness import SchedulerHarness
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

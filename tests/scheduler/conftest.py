@@ -4,7 +4,7 @@
 database in the session's Postgres, with ``scheduler_env`` (the module's connections and variables,
 by default on the sample files and a warehouse schema of the module's own) in their environment
 and the pools of ``pools.json``, and hands the tests a
-:class:`~tests.scheduler.harness.SchedulerHarness` logged in to the REST API. Starting Airflow
+:class:`~local_stack.scheduler_api.SchedulerHarness` logged in to the REST API. Starting Airflow
 takes 30-60 s on two cores, so the tests of a module share it, and with it the warehouse: they
 run in file order, each going on from where the previous one left the system.
 
@@ -22,11 +22,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from local_stack.airflow_processes import running_airflow
 from local_stack.postgres import PostgresServer
+from local_stack.scheduler_api import SchedulerHarness
 from local_stack.stack import REPO
-from tests.airflow_processes import running_airflow
 from tests.conftest import dag_environment
-from tests.scheduler.harness import SchedulerHarness
 
 ARTIFACTS = REPO / "test-artifacts" / "scheduler"
 _FAILED = pytest.StashKey[bool]()

@@ -32,9 +32,9 @@ from psycopg import sql
 from include.source.months import Month
 from local_stack import expected
 from local_stack.report import month_row_counts
+from local_stack.scheduler_api import AirflowApiError
 from local_stack.stack import LOCAL_PROJECT
 from tests.conftest import dag_environment
-from tests.scheduler.harness import AirflowApiError
 
 pytestmark = pytest.mark.scheduler
 

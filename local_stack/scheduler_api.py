@@ -2,8 +2,9 @@
 
 :class:`SchedulerHarness` creates runs (a trigger or a backfill), unpauses DAGs, waits for runs to
 reach a final state, and reads task instances and task logs. It talks only HTTP to the api-server
-started by ``tests/airflow_processes.py``; everything else (scheduling, deadlines, callbacks) is
-the real scheduler's, dag-processor's and triggerer's doing.
+started by ``local_stack/airflow_processes.py``; everything else (scheduling, deadlines,
+callbacks) is the real scheduler's, dag-processor's and triggerer's doing. The scheduler tests
+and the backfill benchmark drive Airflow through it.
 """
 
 from __future__ import annotations

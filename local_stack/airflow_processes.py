@@ -1,8 +1,9 @@
-"""Airflow's four processes for a test, with an Airflow home and a metadata database of their own.
+"""Airflow's four processes with an Airflow home and a metadata database of their own.
 
-The browser test (``tests/e2e``) and the scheduler tests (``tests/scheduler``) both start Airflow
-through :func:`running_airflow`: the same :class:`~local_stack.airflow_ui.AirflowUI` that
-``scripts/ui.sh`` runs, on the test session's Postgres, so the tests check what a user runs.
+The browser test (``tests/e2e``), the scheduler tests (``tests/scheduler``) and the backfill
+benchmark (``bench/backfill.py``) all start Airflow through :func:`running_airflow`: the same
+:class:`~local_stack.airflow_ui.AirflowUI` that ``scripts/ui.sh`` runs, on a Postgres of theirs,
+so they check and measure what a user runs.
 """
 
 from __future__ import annotations
