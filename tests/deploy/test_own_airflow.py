@@ -8,7 +8,7 @@ page does not name). Nothing else of this repository's own setup (``local_stack.
 reaches the commands: the ``airflow`` commands are taken from the page itself.
 
 Without ``plugins/``, the monthly and daily DAGs' import errors name the folder. Then the same
-copied folders under a real scheduler (``tests/airflow_processes.py``), its tests in file order: a
+copied folders under a real scheduler (``local_stack/airflow_processes.py``), its tests in file order: a
 scheduled run lands a month, then a run whose pool is missing fails at once, saying which command
 creates it.
 """
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pytest
 
+from local_stack import expected
+from local_stack.airflow_processes import running_airflow
 from local_stack.report import month_row_counts
+from local_stack.scheduler_api import SchedulerHarness
 from local_stack.stack import LOCAL_PROJECT, REPO, airflow_env, google_cloud_env
-from tests import expected
-from tests.airflow_processes import running_airflow
-from tests.scheduler.harness import SchedulerHarness
 
 pytestmark = pytest.mark.scheduler
 

@@ -20,17 +20,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from local_stack import expected
+from local_stack.airflow_processes import running_airflow
 from local_stack.airflow_ui import USERNAME, AirflowUI
 from local_stack.postgres import PostgresServer
 from local_stack.report import month_row_counts
+from local_stack.scheduler_api import SchedulerHarness
 from local_stack.tlc_server import SAMPLES
-from tests.airflow_processes import running_airflow
 from tests.conftest import dag_environment
 from tests.e2e.conftest import ARTIFACTS, _failed, _only_logs
 from tests.e2e.test_web_ui import PAGE_TIMEOUT, _body_text, _click, _log_in, _poll, _wait
 from tests.reliability.conftest import DECEMBER_PATH, as_december, edited_sample
 from tests.reliability.fault_server import FaultyMirror, faulty_mirror
-from tests.scheduler.harness import SchedulerHarness
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests import expected
+from local_stack import expected
 from tests.conftest import AIRFLOW, dag_environment
 
 pytestmark = pytest.mark.integration
