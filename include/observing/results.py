@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from include.checks.profile import MonthProfile
 from include.destinations.postgres import (
@@ -214,3 +215,32 @@ def read_profile(
     where = "source_month = %s AND published_at IS NOT NULL"
     published = _select_loads(conn, schema_name, taxi, where, (month.first_day,))
     return max(published, key=lambda profile: profile.published_at, default=None)
+
+
+# The dbt mart of monthly revenue (include/dbt/models/marts), in the same schema as the trips.
+REVENUE_TABLE = "dm_monthly_zone_revenue"
+
+
+@dataclass(frozen=True)
+class ServiceRevenue:
+    """One service's month in the revenue mart, summed over its pickup zones."""
+
+    service_type: str
+    month: Month
+    trips: int
+    total_amount: float
+
+
+def monthly_revenue(conn: psycopg.Connection, schema_name: str) -> list[ServiceRevenue] | None:
+    """Trips and total revenue per service and month, newest month first; None while the models
+    (``taxi_warehouse_models``) have not built the mart."""
+    if not _table_exists(conn, schema_name, REVENUE_TABLE):
+        return None
+    query = sql.SQL(
+        "SELECT service_type, revenue_month, sum(trips), sum(revenue_monthly_total_amount) FROM {}"
+        " GROUP BY service_type, revenue_month ORDER BY revenue_month DESC, service_type"
+    ).format(sql.Identifier(checked_identifier(schema_name, "schema"), REVENUE_TABLE))
+    return [
+        ServiceRevenue(service, Month.of(month), int(trips), float(total or 0))
+        for service, month, trips, total in conn.execute(query).fetchall()
+    ]

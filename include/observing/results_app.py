@@ -28,7 +28,13 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from include.destinations.postgres import DEFAULT_SCHEMA, checked_identifier
-from include.observing.results import ColourResults, MonthLoad, read_profile, read_results
+from include.observing.results import (
+    ColourResults,
+    MonthLoad,
+    monthly_revenue,
+    read_profile,
+    read_results,
+)
 from include.source.families import TAXIS
 from include.source.months import Month
 
@@ -142,6 +148,7 @@ def results_page(
     page = _templates.get_template("results.html").render(
         schema_name=warehouse.schema_name,
         results=results,
+        revenue=monthly_revenue(warehouse.conn, warehouse.schema_name),
         chosen=_chosen(results, taxi, month, run_id),
         asked=(taxi, month, run_id) if taxi else None,
         chart_url=chart_url,
@@ -164,6 +171,9 @@ def results_json(warehouse: WarehouseDep) -> dict[str, Any]:
             }
             for colour in read_results(warehouse.conn, warehouse.schema_name)
         ],
+        "monthly_revenue": None
+        if (revenue := monthly_revenue(warehouse.conn, warehouse.schema_name)) is None
+        else [{**asdict(row), "month": str(row.month)} for row in revenue],
     }
 
 

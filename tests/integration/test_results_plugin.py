@@ -155,7 +155,7 @@ def test_the_json_shows_what_each_month_serves_and_the_loads_not_published(api, 
     colours = {colour["taxi"]: colour for colour in body["colours"]}
 
     assert body["schema"] == profiles
-    assert list(colours) == ["yellow", "green", "fhv"]
+    assert list(colours) == ["yellow", "green", "fhv", "fhvhv"]  # every declared family, in order
     green = colours["green"]
     assert [
         (
@@ -356,3 +356,32 @@ def test_a_review_shows_beside_its_load_and_a_table_made_before_reviews_still_re
     assert api.get("/taxi-results/").status_code == 200
     green = next(c for c in api.get("/taxi-results/api/results").json()["colours"] if c["taxi"] == "green")
     assert {load["review"] for load in green["months"] + green["not_published"]} == {None}
+
+
+def test_the_monthly_revenue_per_service_is_shown_once_the_models_built_it(api, profiles, pg_conn):
+    assert api.get("/taxi-results/api/results").json()["monthly_revenue"] is None
+    assert "Not built yet" in api.get("/taxi-results/").text
+
+    # The mart's columns the view reads, as dbt's dm_monthly_zone_revenue has them.
+    mart = f'"{profiles}".dm_monthly_zone_revenue'
+    pg_conn.execute(
+        f"CREATE TABLE {mart} (pickup_location_id bigint, revenue_month date, service_type text,"
+        " trips bigint, revenue_monthly_total_amount double precision)"
+    )
+    rows = [
+        (74, OCTOBER, "green", 120, 2100.5),
+        (75, OCTOBER, "green", 80, 1300.25),
+        (236, OCTOBER, "yellow", 50, 900.0),
+        (74, SEPTEMBER, "green", 10, 150.0),
+    ]
+    with pg_conn.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {mart} VALUES (%s, %s, %s, %s, %s)", rows)
+
+    expected_rows = pg_conn.execute(
+        f"SELECT to_char(revenue_month, 'YYYY-MM'), service_type, sum(trips)::int,"
+        f" sum(revenue_monthly_total_amount) FROM {mart} GROUP BY 1, 2 ORDER BY 1 DESC, 2"
+    ).fetchall()
+    revenue = api.get("/taxi-results/api/results").json()["monthly_revenue"]
+    assert [(r["month"], r["service_type"], r["trips"], r["total_amount"]) for r in revenue] == expected_rows
+    page = api.get("/taxi-results/").text
+    assert 'data-service="green" data-month="2020-10"' in page and "3,401" in page  # 2100.5 + 1300.25
