@@ -95,19 +95,7 @@ def csv_month(recipe: Recipe, folder: Path = CACHE) -> Path:
     with gzip.open(CSV_SOURCE, "rb") as source:
         header = source.readline()
         lines = list(itertools.islice(source, recipe.first_rows))
-    # Without ``blocks`` the whole body is one block: repeating it in turn repeats the file.
-    step = BLOCK_ROWS if recipe.blocks else max(len(lines), 1)
-    blocks = [b"".join(lines[start : start + step]) for start in range(0, len(lines), step)]
-    # One gzip member, as the mirror's files are; level 6 is gzip's default and the mirror's ratio.
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-    with target.open("wb") as sink:
-        sink.write(compressor.compress(header))
-        for block in blocks:
-            for _ in range(recipe.repeat):
-                sink.write(compressor.compress(block))
-        sink.write(compressor.flush())
-    _stamp(target, CSV_SOURCE, recipe)
-    return target
+    return _write_repeated(target, header, lines, recipe)
 
 
 def parquet_month(recipe: Recipe, folder: Path = CACHE) -> Path:
@@ -158,8 +146,15 @@ def moved_month(month: Month, recipe: Recipe, folder: Path = CACHE) -> Path:
             if not line.split(b",", 2)[1].startswith(CSV_PREFIX)
             or int(line.split(b",", 2)[1][8:10]) <= last_day
         ]
+    return _write_repeated(target, header, lines, recipe)
+
+
+def _write_repeated(target: Path, header: bytes, lines: list[bytes], recipe: Recipe) -> Path:
+    """``header``, then each block of ``lines`` repeated ``recipe.repeat`` times in turn, gzipped."""
+    # Without ``blocks`` the whole body is one block: repeating it in turn repeats the file.
     step = BLOCK_ROWS if recipe.blocks else max(len(lines), 1)
     blocks = [b"".join(lines[start : start + step]) for start in range(0, len(lines), step)]
+    # One gzip member, as the mirror's files are; level 6 is gzip's default and the mirror's ratio.
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     with target.open("wb") as sink:
         sink.write(compressor.compress(header))

@@ -30,34 +30,25 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 
-# Reinstall only when a requirements file changed since the last install.
-stamp=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
-if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
-  echo "Installing the Python environment into .venv (a few minutes the first time)..."
-  "$python" -m venv .venv
-  .venv/bin/pip install -qq --upgrade pip
-  .venv/bin/pip install -qq -r requirements-dev.txt
-  echo "$stamp" > .venv/.installed
-fi
+# install_venv FOLDER WHAT REQUIREMENTS [HASHED...]: a virtualenv installed from REQUIREMENTS,
+# reinstalled only when one of the hashed files (REQUIREMENTS by default) changed since.
+install_venv() {
+  local folder=$1 what=$2 requirements=$3 stamp
+  shift 3
+  stamp=$(cat "${@:-$requirements}" | sha256sum | cut -c1-16)
+  if [ "$(cat "$folder/.installed" 2>/dev/null)" != "$stamp" ]; then
+    echo "Installing $what into $folder (a few minutes the first time)..."
+    "$python" -m venv "$folder"
+    "$folder/bin/pip" install -qq --upgrade pip
+    "$folder/bin/pip" install -qq -r "$requirements"
+    echo "$stamp" > "$folder/.installed"
+  fi
+}
 
+install_venv .venv "the Python environment" requirements-dev.txt requirements.txt requirements-dev.txt
 # dbt and its adapters live in their own environment too (requirements-dbt.txt says why); the DAG
 # that runs the models reads the project's manifest, made here by `dbt parse`, never dbt itself.
-stamp=$(sha256sum requirements-dbt.txt | cut -c1-16)
-if [ "$(cat .venv-dbt/.installed 2>/dev/null)" != "$stamp" ]; then
-  echo "Installing dbt into .venv-dbt..."
-  "$python" -m venv .venv-dbt
-  .venv-dbt/bin/pip install -qq --upgrade pip
-  .venv-dbt/bin/pip install -qq -r requirements-dbt.txt
-  echo "$stamp" > .venv-dbt/.installed
-fi
+install_venv .venv-dbt "dbt" requirements-dbt.txt
 scripts/dbt-parse.sh
-
 # The local GCS and BigQuery stand-ins live in their own environment, apart from Airflow's.
-stamp=$(sha256sum requirements-emulators.txt | cut -c1-16)
-if [ "$(cat .venv-emulators/.installed 2>/dev/null)" != "$stamp" ]; then
-  echo "Installing the GCS and BigQuery stand-ins into .venv-emulators..."
-  "$python" -m venv .venv-emulators
-  .venv-emulators/bin/pip install -qq --upgrade pip
-  .venv-emulators/bin/pip install -qq -r requirements-emulators.txt
-  echo "$stamp" > .venv-emulators/.installed
-fi
+install_venv .venv-emulators "the GCS and BigQuery stand-ins" requirements-emulators.txt
