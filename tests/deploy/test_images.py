@@ -39,9 +39,11 @@ def test_image_bakes_in_the_code_and_nothing_else() -> None:
     copied = re.findall(r"^COPY (?:--\S+ )*(\S+) (\S+)$", DOCKERFILE, re.MULTILINE)
     assert copied == [
         ("requirements.txt", "/requirements.txt"),
+        ("requirements-dbt.txt", "/requirements-dbt.txt"),  # dbt's own environment
         ("dags/", "/opt/airflow/dags/"),
         ("include/", "/opt/airflow/include/"),
         ("plugins/", "/opt/airflow/plugins/"),
+        ("scripts/dbt-parse.sh", "/opt/airflow/scripts/dbt-parse.sh"),  # the manifest, at build time
     ]
     assert "ENV PYTHONPATH=/opt/airflow" in DOCKERFILE
     assert not re.search(r"^ADD ", DOCKERFILE, re.MULTILINE)
