@@ -54,17 +54,28 @@ def _bigquery():
 )
 def taxi_gcs_to_bigquery():
     @task(inlets=[TAXI_PARQUET])  # scheduler-tier: inlets, to read the events after this run's own
-    def months_to_load(params: dict, triggering_asset_events=None, inlet_events=None) -> list[dict]:
+    def months_to_load(
+        params: dict, triggering_asset_events=None, inlet_events=None, dag_run=None
+    ) -> list[dict]:
         from airflow.sdk import Variable
 
         from include.flows.taxi_gcs_to_bigquery import months_to_load
+        from include.source.sources import runtime_settings
+
+        source, today = runtime_settings().source, dag_run.run_after.date()
 
         events = list(triggering_asset_events[TAXI_PARQUET]) if triggering_asset_events else []
         # scheduler-tier: Airflow 3.3.2 gives no run to events that arrive while this run is queued
         # (apache/airflow#56050): load them now too. A month loaded twice is replaced, not added.
         if events:
             events += inlet_events[TAXI_PARQUET].after(max(event.timestamp for event in events))
-        return months_to_load([event.extra for event in events], params, Variable.get("gcs_bucket"))
+        bucket = Variable.get("gcs_bucket")
+        return months_to_load(
+            [event.extra for event in events],
+            params,
+            bucket,
+            lambda taxi, month: source.has(taxi, month, today),
+        )
 
     @task
     def load_zone_lookup() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +63,18 @@ def table_columns(schema: TaxiSchema) -> pa.Schema:
     return schema.table_schema
 
 
-def months_to_load(events: Iterable[Mapping[str, Any]], params: Mapping[str, Any], bucket: str) -> list[dict]:
+def months_to_load(
+    events: Iterable[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    bucket: str,
+    published: Callable[[str, Month], bool] = lambda taxi, month: True,
+) -> list[dict]:
     """The (taxi, month, uri) to load: one per colour and month named by the asset events.
 
     Each event's extra names ``taxi``, ``month`` and the ``uri`` written; a month published twice
     is loaded once, from its latest event. Without events (a manual run) the ``taxis`` and
-    ``month`` params name them and the object is where ``taxi_api_to_gcs`` writes it.
+    ``month`` params name them, of those the source publishes for the month (``published``), and
+    the object is where ``taxi_api_to_gcs`` writes it.
     """
     requested: dict[tuple[str, Month], str | None] = {}
     for extra in events:
@@ -79,7 +85,13 @@ def months_to_load(events: Iterable[Mapping[str, Any]], params: Mapping[str, Any
                 'a manual run needs the \'month\' param, e.g. {"taxis": ["yellow"], "month": "2021-01"}'
             )
         for taxi in params.get("taxis") or TAXIS:
-            requested[_checked_month(taxi, params["month"])] = None
+            taxi, month = _checked_month(taxi, params["month"])
+            if published(taxi, month):
+                requested[taxi, month] = None
+        if not requested:
+            raise InvalidParamsError(
+                f"taxis {params.get('taxis')!r}: the source publishes none of them for {params['month']}"
+            )
     months = []
     for (taxi, month), uri in sorted(requested.items()):
         uri = uri or parquet_uri(bucket, taxi, month)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from include.destinations.bigquery import BigQuery
+from include.errors import InvalidParamsError
 from include.flows.taxi_gcs_to_bigquery import (
     build_daily_summary,
     load_month,
@@ -26,6 +27,7 @@ from include.flows.taxi_gcs_to_bigquery import (
 )
 from include.source.families import schema_for
 from include.source.months import Month
+from include.source.sources import SOURCES
 from local_stack.tlc_server import SAMPLES
 from tests.bigquery_inputs import rows, sample_as_published, table_state, upload_parquet
 from tests.samples import GREEN_2020_10, YELLOW_2021_01, read_with_pandas
@@ -260,6 +262,16 @@ def test_a_manual_run_loads_its_params_month_from_where_the_gcs_flow_writes_it()
         parquet_uri("nyc", "yellow", Month(2021, 1))
         == "gs://nyc/yellow_tripdata/yellow_tripdata_2021-01.parquet"
     )
+    # Every family by default, of those the source publishes for the month (the mirror: no fhvhv).
+    mirror = SOURCES["mirror"]
+
+    def on_the_mirror(taxi, month):
+        return mirror.has(taxi, month, date(2026, 1, 1))
+
+    loaded = months_to_load([], {"month": "2021-01"}, "nyc", on_the_mirror)
+    assert [month["taxi"] for month in loaded] == ["fhv", "green", "yellow"]
+    with pytest.raises(InvalidParamsError, match="the source publishes none of them for 2021-01"):
+        months_to_load([], {"taxis": ["fhvhv"], "month": "2021-01"}, "nyc", on_the_mirror)
 
 
 @pytest.mark.parametrize(
