@@ -44,11 +44,11 @@ SOURCE = SourceSettings.from_environment()  # the schedule's bounds; see include
 )
 def taxi_daily_trips_to_gcs():
     @task
-    def plan_day(params: dict, data_interval_start=None) -> list[dict]:
-        from include.source.months import resolve_day
+    def plan_day(params: dict, data_interval_start=None, dag_run=None) -> list[dict]:
+        from include.flows.taxi_daily_trips_to_gcs import plan_day
+        from include.source.sources import runtime_settings
 
-        day = resolve_day(params.get("day"), data_interval_start)
-        return [{"taxi": taxi, "day": day.isoformat()} for taxi in params["taxis"]]
+        return plan_day(params, data_interval_start, runtime_settings().source, dag_run.run_after.date())
 
     @task(map_index_template="{{ task.op_kwargs['taxi'] }} {{ task.op_kwargs['day'] }}")
     def export_day(taxi: str, day: str) -> int:

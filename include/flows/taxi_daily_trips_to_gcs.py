@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,15 +18,29 @@ import psycopg
 
 from include.destinations import gcs, postgres
 from include.destinations.parquet import write_parquet
-from include.errors import MonthNotLoadedError
+from include.errors import InvalidParamsError, MonthNotLoadedError
 from include.observing import lineage
 from include.source.families import schema_for
-from include.source.months import Month
+from include.source.months import Month, resolve_day
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
+    from include.source.sources import Source
+
 log = logging.getLogger(__name__)
+
+
+def plan_day(params: dict, data_interval_start: datetime | None, source: Source, today: date) -> list[dict]:
+    """The run's day (its params, else its data interval) for each requested family the source
+    publishes for that day's month."""
+    day = resolve_day(params.get("day"), data_interval_start)
+    taxis = [taxi for taxi in params["taxis"] if source.has(taxi, Month.of(day), today)]
+    if not taxis:
+        raise InvalidParamsError(
+            f"taxis {params['taxis']!r}: {source.name} publishes none of them for {Month.of(day)}"
+        )
+    return [{"taxi": taxi, "day": day.isoformat()} for taxi in taxis]
 
 
 def export_object(taxi: str, day: date) -> str:

@@ -68,3 +68,16 @@ def test_a_scheduled_day_is_its_midnight_interval():
         datetime(2021, 1, 5, tzinfo=timezone.utc),
         datetime(2021, 1, 6, tzinfo=timezone.utc),
     )
+
+
+def test_a_day_is_planned_for_the_requested_families_the_source_has_that_month():
+    from include.errors import InvalidParamsError
+    from include.flows.taxi_daily_trips_to_gcs import plan_day
+    from include.source.families import TAXIS
+    from include.source.sources import SOURCES
+
+    mirror, today = SOURCES["mirror"], date(2026, 1, 1)
+    planned = plan_day({"day": "2021-01-15", "taxis": list(TAXIS)}, None, mirror, today)
+    assert planned == [{"taxi": taxi, "day": "2021-01-15"} for taxi in ("yellow", "green", "fhv")]
+    with pytest.raises(InvalidParamsError, match=r"mirror publishes none of them for 2021-01"):
+        plan_day({"day": "2021-01-15", "taxis": ["fhvhv"]}, None, mirror, today)
