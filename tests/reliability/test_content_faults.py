@@ -74,19 +74,22 @@ def _kept_rows() -> pd.DataFrame:
 def test_a_missing_declared_column_loads_as_nulls_and_is_reported(
     mirror, pg_conn, pg_schema, gcs_hook, gcs_bucket, storage_client, caplog
 ):
-    mirror.replace(OCTOBER_PATH, edited_sample(_drop_column("trip_distance")))
+    mirror.replace(OCTOBER_PATH, edited_sample(_drop_column("congestion_surcharge")))
     with caplog.at_level(logging.INFO, logger="include.source.extract"):
         staged = load_to_postgres(mirror.url, pg_conn, pg_schema)
         export_to_gcs(mirror.url, gcs_hook, gcs_bucket)
 
     assert (
-        f"{FILE}: no column(s) ['trip_distance', 'cbd_congestion_fee'] in the file; they load as nulls"
+        f"{FILE}: no column(s) ['congestion_surcharge', 'cbd_congestion_fee'] in the file; they load as nulls"
         in caplog.text
     )
     assert pg_conn.execute(
-        f"SELECT count(*), count(trip_distance) FROM {pg_schema}.green_tripdata"
+        f"SELECT count(*), count(congestion_surcharge) FROM {pg_schema}.green_tripdata"
     ).fetchone() == (len(_kept_rows()), 0)
-    assert profile_of_run(pg_conn, pg_schema, "green", staged.run_id)["null_fraction"]["trip_distance"] == 1.0
+    assert (
+        profile_of_run(pg_conn, pg_schema, "green", staged.run_id)["null_fraction"]["congestion_surcharge"]
+        == 1.0
+    )
     month = pq.read_table(
         io.BytesIO(
             storage_client.bucket(gcs_bucket)
@@ -95,22 +98,23 @@ def test_a_missing_declared_column_loads_as_nulls_and_is_reported(
         )
     )
     assert month.num_rows == len(_kept_rows())
-    assert str(month.schema.field("trip_distance").type) == "double"
-    assert month.column("trip_distance").null_count == month.num_rows
+    assert str(month.schema.field("congestion_surcharge").type) == "double"
+    assert month.column("congestion_surcharge").null_count == month.num_rows
 
 
 def test_a_missing_column_is_flagged_against_earlier_months(mirror, pg_conn, pg_schema, caplog):
-    """A column that suddenly loads as nulls is what the anomaly test is for: warned by default."""
+    """A column that suddenly loads as nulls is what the anomaly test is for: warned by default. (A
+    column the family's era always has fails the file instead: tests/unit/test_era_columns.py.)"""
     load_to_postgres(mirror.url, pg_conn, pg_schema)
     mirror.replace(
-        DECEMBER_PATH, edited_sample(lambda rows: _drop_column("trip_distance")(as_december(rows)))
+        DECEMBER_PATH, edited_sample(lambda rows: _drop_column("congestion_surcharge")(as_december(rows)))
     )
     with caplog.at_level(logging.WARNING, logger="include.checks.quality"):
         staged = load_to_postgres(mirror.url, pg_conn, pg_schema, month=DECEMBER)
 
     flags = profile_of_run(pg_conn, pg_schema, "green", staged.run_id)["anomalies"]
-    assert {flag["feature"]: flag["action"] for flag in flags}["null_fraction.trip_distance"] == "warn"
-    assert "anomaly in green 2020-12: null_fraction.trip_distance is 1" in caplog.text
+    assert {flag["feature"]: flag["action"] for flag in flags}["null_fraction.congestion_surcharge"] == "warn"
+    assert "anomaly in green 2020-12: null_fraction.congestion_surcharge is 1" in caplog.text
 
 
 def test_a_file_without_the_pickup_time_fails_and_changes_nothing(
