@@ -219,7 +219,11 @@ def test_each_published_month_is_an_event_the_models_build_that_month_from(wareh
             .where(AssetModel.name == "nyc_taxi_postgres_month")
         ).all()
     published = [{"taxi": taxi, "month": month} for taxi in ("yellow", "green", "fhv") for month in MONTHS]
-    assert all(event in extras for event in published)
+    # Each event's extra is what the publish returned: the family and month, its rows and location.
+    assert {(extra["taxi"], extra["month"]) for extra in extras} >= {
+        (e["taxi"], e["month"]) for e in published
+    }
+    assert all(extra["rows"] > 0 and extra["location"].endswith("_tripdata") for extra in extras)
     assert months_to_build(published, {}) == ["2020-10-01", "2021-01-01"]
 
 
