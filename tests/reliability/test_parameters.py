@@ -18,7 +18,7 @@ INVALID = {
         "taxi_api_to_postgres",
         {"taxis": ["purple"], "month": "2020-10"},
         {},
-        "'purple' is not one of ['yellow', 'green', 'fhv']",
+        "'purple' is not one of ['yellow', 'green', 'fhv', 'fhvhv']",
         None,
     ),
     "no family": ("taxi_api_to_gcs", {"taxis": [], "month": "2020-10"}, {}, "[] should be non-empty", None),
