@@ -217,7 +217,15 @@ def test_an_unpaused_dag_catches_up_on_exactly_the_months_of_its_schedule(
     states = airflow_scheduler.task_states(POSTGRES_DAG, run_id)
     assert {task: state for task, state in states.items() if task.startswith("green.")} == {
         f"green.{step}": "success"
-        for step in ("wait_for_file", "stage", "audit", "check_anomalies", "publish", "drop_staging")
+        for step in (
+            "wait_for_file",
+            "stage",
+            "audit",
+            "check_anomalies",
+            "review_anomalies",
+            "publish",
+            "drop_staging",
+        )
     }
     rows = expected.rows(_file(local_mirror, "green", MONTHS[0]))
     log = airflow_scheduler.task_log(POSTGRES_DAG, run_id, "green.publish")
