@@ -24,12 +24,13 @@ fi
 # Every test, in two lanes at once: most of the time of the Docker stack and of the real
 # scheduler is spent waiting on their services, so the other tests run meanwhile (2 cores: a
 # third of the wall time saved). Each lane has its own pytest folder; the second's output follows.
+# Each lane lists its slowest tests, so a CI log shows where its time goes.
 lanes=.state/pytest
 rm -rf "$lanes" && mkdir -p "$lanes"
-.venv/bin/pytest -m "stack or scheduler" --basetemp="$lanes/services" >"$lanes/services.log" 2>&1 &
+.venv/bin/pytest -m "stack or scheduler" --durations=15 --basetemp="$lanes/services" >"$lanes/services.log" 2>&1 &
 services=$!
 status=0
-.venv/bin/pytest -m "not (stack or scheduler)" --basetemp="$lanes/others" || status=$?
+.venv/bin/pytest -m "not (stack or scheduler)" --durations=40 --basetemp="$lanes/others" || status=$?
 services_status=0
 wait "$services" || services_status=$?
 echo "=== the Docker stack and the scheduler (pytest -m 'stack or scheduler') ==="
