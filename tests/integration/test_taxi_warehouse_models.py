@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from include.source.families import TAXIS
+from include.source.sources import DEFAULT_SOURCE, SOURCES
 from local_stack import expected
 from tests.conftest import AIRFLOW, dag_environment
 
@@ -185,7 +187,9 @@ def test_the_monthly_zone_revenue_matches_pandas_on_every_row(warehouse, pg_conn
 
 
 def test_staging_keeps_every_loaded_row_with_a_unique_trip_id(warehouse, pg_conn):
-    for taxi in ("yellow", "green", "fhv"):
+    loaded = [taxi for taxi in TAXIS if taxi in SOURCES[DEFAULT_SOURCE].first_months]
+    assert loaded == ["yellow", "green", "fhv"]
+    for taxi in loaded:
         [(rows, trip_ids, service_types)] = pg_conn.execute(
             f"SELECT count(*), count(DISTINCT trip_id), array_agg(DISTINCT service_type)"
             f" FROM {warehouse.schema}.stg_{taxi}_tripdata"
@@ -193,6 +197,16 @@ def test_staging_keeps_every_loaded_row_with_a_unique_trip_id(warehouse, pg_conn
         files = [expected.mirror_file(warehouse.folder, taxi, month) for month in MONTHS]
         assert rows == trip_ids == sum(expected.rows(path) for path in files)
         assert service_types == [taxi]
+
+
+def test_a_family_the_source_does_not_publish_has_an_empty_staging_model(warehouse, pg_conn):
+    # The course's CSV mirror has no fhvhv: no fhvhv_tripdata was loaded, yet the build succeeded.
+    [(table,)] = pg_conn.execute("SELECT to_regclass(%s)", (f"{warehouse.schema}.fhvhv_tripdata",)).fetchall()
+    assert table is None
+    staged = query(pg_conn, f"SELECT * FROM {warehouse.schema}.stg_fhvhv_tripdata")
+    assert staged.empty and {"trip_id", "service_type", "source_month", "pickup_datetime"} <= set(
+        staged.columns
+    )
 
 
 def test_dim_zones_is_the_tlc_lookup(warehouse, pg_conn):
