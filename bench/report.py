@@ -32,6 +32,9 @@ LOAD = "load"
 GCS_DAG = "dag_gcs"
 GCS_STAGE = "gcs_stage"
 GCS_PLAIN = "gcs_plain"
+# dbt build of the warehouse models (issue 25) on what the DAG runs above loaded.
+DBT_BIG = "dbt_build"
+DBT_SMALL = "dbt_build_small"
 
 
 @dataclass

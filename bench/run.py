@@ -57,6 +57,8 @@ from bench.report import (
     DAG_BIG,
     DAG_FLOOR,
     DAG_SMALL,
+    DBT_BIG,
+    DBT_SMALL,
     GCS_DAG,
     GCS_PLAIN,
     GCS_STAGE,
@@ -71,6 +73,8 @@ from bench.report import (
 from include.destinations.gcs import profile_object, staging_prefix
 from include.destinations.postgres import ensure_table
 from include.source.families import schema_for
+from local_stack.postgres import DATABASE as POSTGRES_DATABASE
+from local_stack.postgres import USER as POSTGRES_USER
 from local_stack.postgres import PostgresServer, server_bin_dir
 from local_stack.stack import LOCAL_PROJECT, Stack, airflow_env, free_port, google_cloud_env
 from local_stack.tlc_server import serve_in_thread
@@ -290,6 +294,42 @@ def build_cases(
             "AIRFLOW_VAR_TLC_BASE_URL": base_url,
         }
 
+    def dbt_case(key: str, schema_name: str, loaded_by: str, kept: int) -> Case:
+        """dbt build of every model on the month the DAG case ``loaded_by`` left in ``schema_name``
+        (it runs right after that case in each round); the models are dropped first, so each build
+        is a first build. Its rows: the family's staging model, every loaded row."""
+
+        def reset() -> None:
+            if (
+                warehouse.conn.execute("SELECT to_regclass(%s)", (f"{schema_name}.{tripdata}",)).fetchone()[0]
+                is None
+            ):
+                raise RuntimeError(f"{key} builds on what {loaded_by} loads: run them together")
+            for model in ("dm_monthly_zone_revenue", "fact_trips", "dim_zones", "taxi_zones"):
+                warehouse.conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema_name, model))
+                )
+
+        return Case(
+            key,
+            f"`dbt build` of the warehouse models on those {kept:,} rows (every model and test, dbt's parse)",
+            "dbt_build",
+            {"months": "", "env": dbt_env(schema_name)},
+            reset,
+            counted(schema_name, f"stg_{TAXI}_tripdata"),
+            kept,
+        )
+
+    def dbt_env(schema_name: str) -> dict:
+        return {
+            "NYC_TAXI_PG_HOST": "127.0.0.1",
+            "NYC_TAXI_PG_PORT": str(warehouse.server.port),
+            "NYC_TAXI_PG_USER": POSTGRES_USER,
+            "NYC_TAXI_PG_PASSWORD": warehouse.server.password,
+            "NYC_TAXI_PG_DATABASE": POSTGRES_DATABASE,
+            "NYC_TAXI_SCHEMA": schema_name,
+        }
+
     pipe_table = sql.SQL("CREATE TABLE bench_pipe.trips ({})").format(csv_table_columns())
     cases = [
         Case(
@@ -302,6 +342,7 @@ def build_cases(
             big_kept,
             baseline=PIPE,
         ),
+        dbt_case(DBT_BIG, "bench_dag", DAG_BIG, big_kept),
         Case(
             PIPE,
             "plain pipe: `curl \\| gunzip \\| psql \\copy` (CSV, every row)",
@@ -335,6 +376,7 @@ def build_cases(
             counted("bench_dag_small"),
             small_kept,
         ),
+        dbt_case(DBT_SMALL, "bench_dag_small", DAG_SMALL, small_kept),
         Case(
             DAG_FLOOR,
             "`airflow dags test airflow_floor` (`bench/dags/`: two tasks that do nothing)",

@@ -22,6 +22,8 @@ METHODS = {
     "load",
     "dag_postgres_small",
     "dag_floor",
+    "dbt_build",
+    "dbt_build_small",
     "copy_numpy_x1",
     "copy_adbc_x1",
     "copy_numpy_x2",
