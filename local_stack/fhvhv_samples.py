@@ -97,9 +97,32 @@ def real_trips(path: Path = GREEN_SOURCE) -> pa.Table:
 
 def build(rows: int = ROWS, seed: int = SEED) -> pa.Table:
     """``rows`` constructed trips of January 2024, sorted by pickup time."""
+    return construct(real_trips(), rows, np.random.default_rng(seed))
+
+
+def write_full_month(destination: Path, rows: int, seed: int = SEED) -> Path:
+    """A month at the TLC's size (about 20 million trips): each day's real green trips drawn with
+    replacement, as many as the day's share of the green month, then constructed as the sample
+    is; written a day at a time (one row group each), so memory holds one day."""
     random = np.random.default_rng(seed)
     trips = real_trips()
-    trips = trips.take(np.sort(random.choice(trips.num_rows, rows, replace=False)))
+    days = pc.day(trips["lpep_pickup_datetime"]).to_numpy()
+    counts = np.bincount(days, minlength=32)[1:]
+    per_day = np.floor(rows * counts / counts.sum()).astype(int)
+    per_day[-1] += rows - per_day.sum()
+    partial = destination.with_name(f".{destination.name}.partial")
+    with pq.ParquetWriter(partial, SCHEMA, compression="zstd") as writer:
+        for day, day_rows in enumerate(per_day, start=1):
+            writer.write_table(construct(trips.filter(pa.array(days == day)), int(day_rows), random))
+    partial.replace(destination)
+    return destination
+
+
+def construct(trips: pa.Table, rows: int, random: np.random.Generator) -> pa.Table:
+    """``rows`` trips shaped as the TLC's High-Volume FHV files from the real ``trips`` (drawn
+    without replacement when there are enough), sorted by pickup time."""
+    picked = random.choice(trips.num_rows, rows, replace=rows > trips.num_rows)
+    trips = trips.take(np.sort(picked))
     pickup = trips["lpep_pickup_datetime"].to_numpy().astype("datetime64[us]")
     dropoff = trips["lpep_dropoff_datetime"].to_numpy().astype("datetime64[us]")
     pu_zone = trips["PULocationID"].to_numpy().astype(np.int32)

@@ -82,3 +82,21 @@ def test_companies_and_money_are_real_shaped(trips):
 
 def test_rebuilding_gives_the_same_table(trips):
     assert fhvhv_samples.build().equals(trips)
+
+
+def test_a_full_size_month_is_written_a_day_at_a_time_with_every_row_asked_for(tmp_path, trips):
+    # The benchmark's 20-million-row month, at a size a unit test affords: same columns, every
+    # day in the green month's proportions, each day's trips in pickup order.
+    path = fhvhv_samples.write_full_month(tmp_path / "fhvhv_tripdata_2024-01.parquet", rows=100_003)
+    month = pq.ParquetFile(path)
+    assert month.schema_arrow == trips.schema
+    assert month.metadata.num_rows == 100_003
+    assert month.metadata.num_row_groups == 31
+    green_days = fhvhv_samples.real_trips()["lpep_pickup_datetime"].to_numpy().astype("datetime64[D]")
+    for day in range(31):
+        pickups = month.read_row_group(day, columns=["pickup_datetime"])["pickup_datetime"].to_numpy()
+        assert set(pickups.astype("datetime64[D]")) == {np.datetime64("2024-01-01") + day}
+        assert (np.diff(pickups) >= np.timedelta64(0)).all()
+        share = (green_days == np.datetime64("2024-01-01") + day).mean()
+        assert len(pickups) == pytest.approx(100_003 * share, abs=31)
+    assert not list(tmp_path.glob(".*partial"))
