@@ -185,17 +185,19 @@ class SchedulerHarness:
                 raise TimeoutError(f"{dag_id}: expected {count} final runs within {timeout:.0f} s: {states}")
             time.sleep(2)
 
-    def wait_for_log_line(self, component: str, text: str, timeout: float = 60) -> str:
-        """The first line of a component's log (``scheduler``, ``triggerer``...) that contains ``text``."""
+    def wait_for_log_line(self, component: str, text: str, *more: str, timeout: float = 60) -> str:
+        """The first line of a component's log (``scheduler``, ``triggerer``...) that contains ``text``
+        (and each of ``more``)."""
         log_file = self.airflow.log_file(component)
+        wanted = (text, *more)
         deadline = time.monotonic() + timeout
         while True:
             lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
-            found = next((line for line in lines if text in line), None)
+            found = next((line for line in lines if all(part in line for part in wanted)), None)
             if found is not None:
                 return found
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no line with {text!r} in {log_file} within {timeout:.0f} s")
+                raise TimeoutError(f"no line with {wanted!r} in {log_file} within {timeout:.0f} s")
             time.sleep(1)
 
     # --- task instances -------------------------------------------------------------------
@@ -240,7 +242,18 @@ class SchedulerHarness:
     def respond(
         self, dag_id: str, run_id: str, task_id: str, option: str, params_input: dict | None = None
     ) -> dict:
-        """Answer a waiting human-in-the-loop task as the logged-in user, as the UI's form does."""
+        """Answer a waiting human-in-the-loop task as the logged-in user, as the UI's form does.
+
+        Only once the scheduler has seen the task's process end in ``awaiting_input``: an answer
+        before that (a script is faster than a person) resumes the task while the scheduler still
+        expects the first process's exit, which Airflow 3.3 takes for a task killed from outside:
+        the try fails, the next asks again and the answer is lost (seen on a loaded CI machine).
+        """
+        self.wait_for_log_line(
+            "scheduler",
+            f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id},",
+            "state=awaiting_input",
+        )
         body = {"chosen_options": [option], "params_input": params_input or {}}
         return self.api("PATCH", self._hitl_path(dag_id, run_id, task_id), json=body)
 
