@@ -13,13 +13,11 @@ import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -28,11 +26,11 @@ import pytest
 
 from include.source.families import schema_for
 from local_stack.stack import LOCAL_PROJECT, free_port
+from tests.conftest import DAGS_TEST
 from tests.samples import GREEN_2020_10, read_with_pandas
 
 pytestmark = pytest.mark.integration
 
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 MONTH = "2020-10"
 DAY = "2020-10-15"
 # Where taxi_api_to_gcs writes a month: the file, its days, its rejects, its profile.
@@ -119,7 +117,7 @@ def landed(postgres, tlc_base_url, cloud_stack, airflow_db, tmp_path_factory) ->
     try:
         for dag_id, conf in RUNS.items():
             result = subprocess.run(
-                [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps(conf)],
+                [*DAGS_TEST, dag_id, "-c", json.dumps(conf)],
                 env=env,
                 capture_output=True,
                 text=True,
