@@ -121,3 +121,40 @@ def test_backfill_smoke_runs_under_the_scheduler_beside_the_pipe(tmp_path: Path)
     assert backfill["cpu_seconds"] > 0 and backfill["peak_task_rss_mb"] > 0 and backfill["task_processes"] > 0
     assert backfill["seconds"] > 0 and one["seconds"] > 0 and two["seconds"] > 0
     assert "backfill_vs_pipe" in done.stdout
+
+
+@pytest.mark.integration
+def test_high_volume_fhv_smoke_loads_the_constructed_month_into_postgres_and_gcs(tmp_path: Path) -> None:
+    """``bench.fhvhv`` on a constructed month of 100,000 trips instead of 20 million."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.fhvhv",
+            "--rows",
+            "100000",
+            "--repeats",
+            "1",
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = json.loads((tmp_path / "fhvhv.json").read_text())
+    methods = {method["key"]: method for method in report["methods"]}
+    # The benchmark fails on a destination whose rows differ from the file's; these are its sizes.
+    assert {key: method["rows"] for key, method in methods.items()} == {
+        "fhvhv_load": 100_000,
+        "fhvhv_plain": 100_000,
+        "fhvhv_load_sample": 25_000,
+        "fhvhv_gcs": 100_000,
+        "fhvhv_gcs_sample": 25_000,
+    }
+    assert all(method["peak_rss_mb"] > 0 and method["median_seconds"] > 0 for method in methods.values())
+    assert len(report["verdicts"]) == 3 and "plain pyarrow + psql" in report["verdicts"][0]["detail"]
