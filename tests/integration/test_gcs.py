@@ -1,5 +1,6 @@
 """``include.destinations.gcs`` through ``GCSHook`` against the GCS stand-in."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ def test_every_file_is_uploaded_whole_with_the_content_type_of_its_suffix(
         files[f"by_day/pickup_date=2020-10-{day:02d}/part.parquet"] = path
     files["profiles/month.json"] = tmp_path / "month.json"
     files["profiles/month.json"].write_text('{"rows": 1}')
+    # Past the client's one-request limit (8 MiB): a resumable upload, in chunks of UPLOAD_CHUNK_BYTES.
+    files["month/month.parquet"] = tmp_path / "month.parquet"
+    files["month/month.parquet"].write_bytes(os.urandom(gcs.UPLOAD_CHUNK_BYTES + 12_345))
 
     uris = gcs.upload(hook, gcs_bucket, files)
 
