@@ -47,10 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARQUET_MIME_TYPE = "application/vnd.apache.parquet"
-# Uploads in flight at once (a month's day partitions are about thirty objects), each holding one
-# chunk in memory: the client's default chunk, 100 MiB, held 400 MB more at 20 million rows than
-# on a sample; 4 x 8 MiB (the smallest chunk Google advises for speed) bound it at 32 MB.
-UPLOAD_WORKERS = 4
+# An upload past 8 MiB goes in chunks, each held in memory: the client's default chunk is 100 MiB;
+# 8 MiB is the smallest Google advises for speed.
 UPLOAD_CHUNK_BYTES = 8 << 20
 MIME_TYPES = {
     ".parquet": PARQUET_MIME_TYPE,
@@ -61,26 +59,21 @@ MIME_TYPES = {
 
 
 def upload(hook: GCSHook, bucket: str, uploads: dict[str, Path]) -> list[str]:
-    """Upload each local file to its object name, typed by its suffix (``MIME_TYPES``), several at
-    once through the Google client's transfer manager; return the ``gs://`` URIs written.
+    """Upload each local file to its object name, typed by its suffix (``MIME_TYPES``), one after
+    another, in chunks of ``UPLOAD_CHUNK_BYTES``; return the ``gs://`` URIs written.
 
-    Threads, not the manager's default processes: the work is network waits, and a task process
-    should not fork. Any failed upload raises, so a month is never staged with a file missing.
+    One at a time: the Google client's transfer manager (threads) hung a test's run on a loaded CI
+    machine once, against the stand-in that serves one request at a time (bench/README.md).
     """
-    from google.cloud.storage import transfer_manager
-
-    target = hook.get_conn().bucket(bucket)
-    pairs = []
     for object_name, path in uploads.items():
-        blob = target.blob(object_name, chunk_size=UPLOAD_CHUNK_BYTES)
-        blob.content_type = MIME_TYPES.get(path.suffix, "application/octet-stream")
-        pairs.append((str(path), blob))
-    transfer_manager.upload_many(
-        pairs,
-        worker_type=transfer_manager.THREAD,
-        max_workers=UPLOAD_WORKERS,
-        raise_exception=True,
-    )
+        kind = MIME_TYPES.get(path.suffix, "application/octet-stream")
+        hook.upload(
+            bucket_name=bucket,
+            object_name=object_name,
+            filename=str(path),
+            mime_type=kind,
+            chunk_size=UPLOAD_CHUNK_BYTES,
+        )
     log.info("Uploaded %d object(s) to gs://%s", len(uploads), bucket)
     return [f"gs://{bucket}/{name}" for name in uploads]
 
