@@ -41,10 +41,6 @@ def running_airflow(
         **os.environ,
         **airflow_env(folder / "airflow"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.metadata_uri(metadata),
-        # The DAG files do not change under a test: parse them once, not every 30 s (on two
-        # cores the re-parses of the Cosmos DAGs slow every run). A file edited meanwhile is still
-        # parsed again at once (the dag-processor's modified_time order).
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         **env,
     }
     try:
