@@ -163,6 +163,20 @@ class Warehouse:
         self.conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
         self.conn.execute("CHECKPOINT")
 
+    def fresh(self, schema_name: str, create: sql.Composable | None = None) -> Callable[[], None]:
+        """A case's reset: ``schema_name`` fresh, then ``create`` (a table) run in it."""
+
+        def reset() -> None:
+            self.fresh_schema(schema_name)
+            if create is not None:
+                self.conn.execute(create)
+
+        return reset
+
+    def counted(self, schema_name: str, table: str) -> Callable[[], int]:
+        """A case's row count: the rows of ``schema_name.table``."""
+        return lambda: self.count(schema_name, table)
+
     def count(self, schema_name: str, table: str) -> int:
         query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, table))
         return self.conn.execute(query).fetchone()[0]
@@ -248,6 +262,24 @@ def parquet_table_columns(path: Path) -> sql.Composed:
     )
 
 
+def emptied_bucket(bucket: str) -> Callable[[], None]:
+    """A case's reset: ``bucket`` on the GCS stand-in, created or emptied."""
+
+    def reset() -> None:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
+        found = client.bucket(bucket)
+        if found.exists():
+            for blob in client.list_blobs(found):
+                blob.delete()
+        else:
+            client.create_bucket(bucket)
+
+    return reset
+
+
 def floor_airflow_env(scratch: Path) -> dict[str, str]:
     """An Airflow home of its own under ``scratch`` for ``bench/dags/``: `airflow dags test` parses
     one bundle, and pointing the main home's bundle at another folder would mark our DAGs stale
@@ -266,16 +298,10 @@ def build_cases(
     tripdata = f"{TAXI}_tripdata"
     floor_env = floor_airflow_env(scratch)
 
-    def fresh(schema_name: str, create: sql.Composable | None = None) -> Callable[[], None]:
-        def reset() -> None:
-            warehouse.fresh_schema(schema_name)
-            if create is not None:
-                warehouse.conn.execute(create)
-
-        return reset
+    fresh = warehouse.fresh
 
     def counted(schema_name: str, table: str = tripdata) -> Callable[[], int]:
-        return lambda: warehouse.count(schema_name, table)
+        return warehouse.counted(schema_name, table)
 
     def request(path: Path, source: str) -> dict:
         month = CSV_MONTH if source == "mirror" else PARQUET_MONTH
@@ -454,17 +480,7 @@ def build_cases(
             ),
         ]
 
-    def fresh_bucket() -> None:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        client = storage.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
-        bucket = client.bucket(gcs["bucket"])
-        if bucket.exists():
-            for blob in client.list_blobs(bucket):
-                blob.delete()
-        else:
-            client.create_bucket(gcs["bucket"])
+    fresh_bucket = emptied_bucket(gcs["bucket"])
 
     def gcs_rows(profile_object: str) -> Callable[[], int]:
         def count() -> int:

@@ -49,17 +49,23 @@ TARGETS = {
 }
 
 
-@pytest.mark.integration
-def test_smoke_size_runs_every_method_and_writes_json_and_chart(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--size", "smoke", "--results", str(tmp_path)],
+def run_benchmark(module: str, *arguments: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python -m {module} {arguments}`` from the repository, which must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *arguments],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.integration
+def test_smoke_size_runs_every_method_and_writes_json_and_chart(tmp_path: Path) -> None:
+    result = run_benchmark("bench.run", "--size", "smoke", "--results", str(tmp_path), timeout=600)
 
     report = json.loads((tmp_path / "latest.json").read_text())
     methods = {method["key"]: method for method in report["methods"]}
@@ -91,15 +97,7 @@ def test_smoke_size_runs_every_method_and_writes_json_and_chart(tmp_path: Path) 
 def test_backfill_smoke_runs_under_the_scheduler_beside_the_pipe(tmp_path: Path) -> None:
     """``bench.backfill`` at smoke size: three months through a real scheduler, then the pipe."""
     results = tmp_path / "backfill.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.backfill", "--size", "smoke", "--results", str(results)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_benchmark("bench.backfill", "--size", "smoke", "--results", str(results), timeout=900)
 
     report = json.loads(results.read_text())
     (backfill,), (one,), (two,) = (report["results"][key] for key in ("backfill", "pipe_x1", "pipe_x2"))
@@ -126,25 +124,9 @@ def test_backfill_smoke_runs_under_the_scheduler_beside_the_pipe(tmp_path: Path)
 @pytest.mark.integration
 def test_high_volume_fhv_smoke_loads_the_constructed_month_into_postgres_and_gcs(tmp_path: Path) -> None:
     """``bench.fhvhv`` on a constructed month of 100,000 trips instead of 20 million."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.fhvhv",
-            "--rows",
-            "100000",
-            "--repeats",
-            "1",
-            "--results",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run_benchmark(
+        "bench.fhvhv", "--rows", "100000", "--repeats", "1", "--results", str(tmp_path), timeout=600
     )
-    assert done.returncode == 0, done.stderr[-3000:]
 
     report = json.loads((tmp_path / "fhvhv.json").read_text())
     methods = {method["key"]: method for method in report["methods"]}
