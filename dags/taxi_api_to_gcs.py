@@ -14,8 +14,8 @@ Variable `gcs_bucket`, one task group per family, each independent of the others
 Every file has the family's declared schema plus `source_month`, whatever the month or the
 source's format, so BigQuery loads any month into one table. The steps are those of
 `taxi_api_to_postgres`: **wait_for_file**, **stage** (under a staging prefix of the run's own),
-**audit** and **check_anomalies** (on the staged profile), **review_anomalies** (a person's
-approval, when a flag asks for one), **publish** (server-side copies to the
+**audit** and **check_anomalies** (on the staged profile; a person's approval when a flag asks
+for one), **publish** (server-side copies to the
 final names, stale objects deleted, the profile written last) and the teardown **drop_staging**.
 Publishing a month emits the `nyc_taxi_parquet` asset event that schedules `taxi_gcs_to_bigquery`.
 """

@@ -16,7 +16,7 @@ family, each independent of the others
    pickups inside the month;
 4. **check_anomalies** compares the profile with the family's trailing published months and
    flags features out of range (warn, ask or fail per the Variable `anomaly_actions`); a flag
-   that asks makes **review_anomalies** wait for a person to approve or reject the month;
+   that asks makes it wait for a person to approve or reject the month;
 5. **publish** swaps the staged month in for the old one in one transaction; until then readers
    see the old month, and a failed check leaves it in place;
 6. **drop_staging** (a teardown) removes whatever this run staged and did not publish.

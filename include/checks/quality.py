@@ -14,7 +14,7 @@ deviation for normal data and ignores outliers); the month is flagged when it li
 history — a single earlier month has no spread at all — does not flag noise. Counts and
 quantiles are compared on a log scale, shares on a linear one. What a flag does is set per
 feature by the Variable ``anomaly_actions``: ``warn`` (publish, and say so), ``ask`` (keep the
-month staged until a person approves or rejects it, ``include.flows.review``) or ``fail`` (refuse
+month staged until a person approves or rejects it, ``include.flows.check_anomalies``) or ``fail`` (refuse
 it before publishing). Unset, ``DEFAULT_ACTIONS`` apply.
 """
 

@@ -5,7 +5,7 @@ The month stays staged while a person looks at its flags (feature, value, expect
 months compared) and its trips-per-day chart, then approves it (it is published) or rejects it
 (it is not, and the run fails with who rejected it and why). No answer within
 ``anomaly_review_timeout`` seconds takes ``anomaly_review_default`` (``reject`` unless set): a month
-nobody looked at is not published on its own. The Airflow side, ``include.flows.review``, asks
+nobody looked at is not published on its own. The Airflow side, ``include.flows.check_anomalies``, asks
 through the standard provider's ``ApprovalOperator``; this module is plain Python, so the decision
 is tested without Airflow.
 """

@@ -11,8 +11,8 @@ each independent of the others:
 - **audit** fails the month unless its staged profile passes ``include.checks.quality.MONTH_CHECKS``
   (the destination may bring its own check operator instead);
 - **check_anomalies** compares the staged profile with the family's trailing published months;
-- **review_anomalies** succeeds at once unless a flag's action is ``ask``; then a person approves or
-  rejects the month, which waits staged (``include.flows.review``);
+  when a flag's action is ``ask``, a person approves or rejects the month, which waits staged
+  (``include.flows.check_anomalies``);
 - **publish** puts the staged month in place of the published one;
 - **drop_staging**, a teardown, removes what the run staged and did not publish.
 
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, XComArg, task
 
+from include.flows.check_anomalies import CheckAnomalies
 from include.flows.defaults import LOAD_TIMEOUT
-from include.flows.review import ReviewAnomalies
 from include.source.families import TAXIS
 from include.source.sensors import WaitForMonthFile
 
@@ -73,12 +73,9 @@ def load_every_family(
             request = wait.output
             staged = stage(destination, request)
             audited = audit(taxi) if audit else _audit(destination, staged)
-            checked = _check_anomalies(destination, staged)
-            reviewed = ReviewAnomalies(
-                task_id="review_anomalies", destination=destination, staged=staged, anomalies=checked
-            )
+            checked = CheckAnomalies(task_id="check_anomalies", destination=destination, staged=staged)
             published = publish(destination, staged)
-            staged >> audited >> checked >> reviewed >> published
+            staged >> audited >> checked >> published
             published >> _drop_staging(destination, request).as_teardown(setups=staged)
 
 
@@ -130,21 +127,6 @@ def _audit(destination: str, staged: dict) -> None:
 
     with destination_class(destination).from_airflow() as target:
         audit(target, target.staged_type.from_dict(staged))
-
-
-@task(task_id="check_anomalies")
-def _check_anomalies(destination: str, staged: dict, **context) -> list[dict]:
-    from airflow.sdk import Variable
-
-    from include.checks.quality import parse_actions
-    from include.destinations.base import destination_class
-    from include.observing.alerts import notify_anomalies
-
-    actions = parse_actions(Variable.get("anomaly_actions", default=None))
-    with destination_class(destination).from_airflow() as target:
-        found = [a.as_json() for a in check_anomalies(target, target.staged_type.from_dict(staged), actions)]
-    notify_anomalies(context, staged["taxi"], staged["month"], found)
-    return found
 
 
 @task(task_id="publish")
@@ -216,7 +198,7 @@ def check_anomalies(destination: Destination, staged: Staged, actions: Mapping[s
     """Compare the staged profile with the published months before it and store the flags with it.
 
     Raises ``DataQualityError`` when a flag's action is ``fail``, so the month is not published; a
-    flag whose action is ``ask`` leaves the month to ``review_anomalies``.
+    flag whose action is ``ask`` leaves the month to a person (``include.flows.check_anomalies``).
     """
     from include.checks.quality import HISTORY_MONTHS, find_anomalies, judge
     from include.source.months import Month

@@ -195,7 +195,7 @@ def notify_anomalies(context: Mapping[str, Any], taxi: str, month: str, anomalie
 
 
 def notify_review_requested(context: Mapping[str, Any], subject: str, review_link: str) -> None:
-    """Email that a flagged month waits for a person (``include.flows.review``), with the link to
+    """Email that a flagged month waits for a person (``include.flows.check_anomalies``), with the link to
     the task's required-actions page, where they approve or reject it."""
     ti = context["ti"]
     month = run_month(context.get("params"), context.get("data_interval_start"))

@@ -35,7 +35,7 @@ from tests.reliability.fault_server import FaultyMirror, faulty_mirror
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 DAG_ID = "taxi_api_to_postgres"
-REVIEW = "green.review_anomalies"
+REVIEW = "green.check_anomalies"
 DECEMBER = date(2020, 12, 1)
 
 

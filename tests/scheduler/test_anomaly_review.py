@@ -39,7 +39,7 @@ from tests.reliability.fault_server import FaultyMirror, faulty_mirror
 pytestmark = pytest.mark.scheduler
 
 DAG_ID = "taxi_api_to_postgres"
-REVIEW = "green.review_anomalies"
+REVIEW = "green.check_anomalies"
 DECEMBER = date(2020, 12, 1)
 DECEMBER_RUN = {"taxis": ["green"], "month": "2020-12"}
 

@@ -222,7 +222,6 @@ def test_an_unpaused_dag_catches_up_on_exactly_the_months_of_its_schedule(
             "stage",
             "audit",
             "check_anomalies",
-            "review_anomalies",
             "publish",
             "drop_staging",
         )

@@ -79,7 +79,7 @@ def test_the_example_dag_is_a_task_group_per_family(local_folder, tmp_path):
 
     assert bag.import_errors == {}
     dag = bag.dags["taxi_api_to_local_folder"]
-    steps = ("wait_for_file", "stage", "audit", "check_anomalies", "review_anomalies", "publish")
+    steps = ("wait_for_file", "stage", "audit", "check_anomalies", "publish")
     steps += ("drop_staging",)
     assert set(dag.task_ids) == {"plan_month"} | {f"{taxi}.{step}" for taxi in TAXIS for step in steps}
 

@@ -1,10 +1,13 @@
-"""``review_anomalies``: a person approves or rejects a month whose anomaly flags say ``ask``.
+"""``check_anomalies``: compare the staged month with the months before it; a person decides on
+the flags that say ``ask``.
 
-Between ``check_anomalies`` and ``publish`` in every family's task group (``include.flows.load_month``):
+Between ``audit`` and ``publish`` in every family's task group (``include.flows.load_month``), one
+task (a process less per month than a check and a separate review):
 
-- no flag asks: the task succeeds at once and ``publish`` goes on. (It cannot skip instead:
-  ``publish`` follows the setup ``stage`` directly, so its trigger rule must stay ``all_success``,
-  which a skipped review would skip too.)
+- the staged profile is compared with the family's trailing published months
+  (``include.flows.load_month.check_anomalies``); the flags are stored with the profile and
+  emailed; a flag whose action is ``fail`` fails the task, so the month is not published;
+- no flag asks: the task succeeds and ``publish`` goes on;
 - a flag asks: the task asks through the standard provider's ``ApprovalOperator`` — the month's
   flags and a link to its chart in Taxi results on the UI's required-actions page, and an email
   with the link if alerts are set up — and waits in Airflow 3.3's ``awaiting_input`` state, which
@@ -37,19 +40,22 @@ if TYPE_CHECKING:
 RESULTS_URL_PREFIX = "/taxi-results"
 
 
-class ReviewAnomalies(ApprovalOperator):
-    """Ask a person to approve or reject a staged month that a flag set to ``ask`` holds back.
+# The XCom of the flags found, which the answer (a later process) is stored with.
+ANOMALIES_KEY = "anomalies"
 
-    ``staged`` and ``anomalies`` are the XComs of the family's ``stage`` and ``check_anomalies``;
-    ``destination`` the dotted path of the destination, which stores the review.
+
+class CheckAnomalies(ApprovalOperator):
+    """Flag a staged month's features out of their usual range; ask a person about those set to ``ask``.
+
+    ``staged`` is the XCom of the family's ``stage``; ``destination`` the dotted path of the
+    destination, which holds the history and stores the flags and the review. Returns the flags
+    (as ``Anomaly.as_json``), or the review when a person was asked.
     """
 
-    template_fields = (*ApprovalOperator.template_fields, "staged", "anomalies")
+    template_fields = (*ApprovalOperator.template_fields, "staged")
     ui_color = "#fefcbf"
 
-    def __init__(
-        self, *, destination: str, staged: XComArg | dict, anomalies: XComArg | list, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, destination: str, staged: XComArg | dict, **kwargs: Any) -> None:
         # The DAG's params reach every operator through default_args; the form asks only the reason.
         kwargs.pop("params", None)
         super().__init__(
@@ -70,25 +76,33 @@ class ReviewAnomalies(ApprovalOperator):
         # include.flows.defaults.RETRY_POLICY); a fault storing the review asks again on the next try.
         self.destination = destination
         self.staged = staged
-        self.anomalies = anomalies
 
     def execute(self, context: Context) -> Any:
         from airflow.sdk import Variable
 
+        from include.checks.quality import parse_actions
         from include.checks.review import ReviewSettings, asking, request_text
-        from include.observing.alerts import notify_review_requested
+        from include.destinations.base import destination_class
+        from include.flows.load_month import check_anomalies
+        from include.observing.alerts import notify_anomalies, notify_review_requested
 
         taxi, month = self.staged["taxi"], self.staged["month"]
-        if not asking(self.anomalies):
+        actions = parse_actions(Variable.get("anomaly_actions", default=None))
+        with destination_class(self.destination).from_airflow() as target:
+            staged = target.staged_type.from_dict(self.staged)
+            anomalies = [anomaly.as_json() for anomaly in check_anomalies(target, staged, actions)]
+        notify_anomalies(context, taxi, month, anomalies)
+        if not asking(anomalies):
             self.log.info("No anomaly flag of %s %s asks for a review: publishing without one", taxi, month)
-            return None
+            return anomalies
+        context["ti"].xcom_push(key=ANOMALIES_KEY, value=anomalies)
         settings = ReviewSettings.parse(
             Variable.get("anomaly_review_timeout", default=None),
             Variable.get("anomaly_review_default", default=None),
         )
         self.response_timeout = settings.timeout
         self.defaults = [settings.default_option]
-        self.subject, self.body = request_text(taxi, month, self.anomalies, self._chart_link(), settings)
+        self.subject, self.body = request_text(taxi, month, anomalies, self._chart_link(), settings)
         try:
             link = HITLOperator.generate_link_to_ui_from_context(context=context)
         except ValueError:  # no api.base_url: the email names the task instead
@@ -103,7 +117,8 @@ class ReviewAnomalies(ApprovalOperator):
         from include.errors import MonthRejectedError
 
         HITLOperator.execute_complete(self, context=context, event=event)  # validates the answer
-        review = review_record(event, self.anomalies, self._chart_link())
+        anomalies = context["ti"].xcom_pull(task_ids=self.task_id, key=ANOMALIES_KEY)
+        review = review_record(event, anomalies, self._chart_link())
         with destination_class(self.destination).from_airflow() as target:
             target.record_review(target.staged_type.from_dict(self.staged), review)
         taxi, month = self.staged["taxi"], self.staged["month"]
