@@ -51,8 +51,13 @@ def _command(command: list[str], env: dict[str, str] | None = None) -> Work:
 def dag(params: dict) -> Work:
     """``airflow dags test {dag_id} -c {conf}`` with ``env`` added: the whole DAG run, as a user runs it."""
     airflow = str(Path(sys.executable).parent / "airflow")
-    command = [airflow, "dags", "test", params["dag_id"], "-c", json.dumps(params["conf"])]
-    return _command(command, {**os.environ, **params["env"]})
+    env = {**os.environ, **params["env"]}
+    # The DAG's own file only (-f), as the README's edit loop runs it: without it, Airflow parses
+    # and stores every DAG of the folder first.
+    dag_file = Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{params['dag_id']}.py"
+    command = [airflow, "dags", "test", params["dag_id"], "-f", str(dag_file)]
+    command += ["-c", json.dumps(params["conf"])]
+    return _command(command, env)
 
 
 def dbt_build(params: dict) -> Work:

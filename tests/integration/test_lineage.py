@@ -26,7 +26,7 @@ import pytest
 
 from include.source.families import schema_for
 from local_stack.stack import LOCAL_PROJECT, free_port
-from tests.conftest import DAGS_TEST
+from tests.conftest import dags_test
 from tests.samples import GREEN_2020_10, read_with_pandas
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def landed(postgres, tlc_base_url, cloud_stack, airflow_db, tmp_path_factory) ->
     try:
         for dag_id, conf in RUNS.items():
             result = subprocess.run(
-                [*DAGS_TEST, dag_id, "-c", json.dumps(conf)],
+                [*dags_test(dag_id, env), "-c", json.dumps(conf)],
                 env=env,
                 capture_output=True,
                 text=True,

@@ -22,7 +22,7 @@ import pytest
 from include.source.families import TAXIS
 from include.source.sources import DEFAULT_SOURCE, SOURCES
 from local_stack import expected
-from tests.conftest import DAGS_TEST, dag_environment
+from tests.conftest import dag_environment, dags_test
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ class Warehouse:
 
     def run(self, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [*DAGS_TEST, dag_id, "-c", json.dumps(conf)],
+            [*dags_test(dag_id, self.env), "-c", json.dumps(conf)],
             env=self.env,
             capture_output=True,
             text=True,
