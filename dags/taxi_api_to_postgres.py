@@ -6,8 +6,9 @@ High-Volume FHV on the TLC's Parquet) into `{pg_schema}.{taxi}_tripdata`, one ta
 family, each independent of the others
 (`include/flows/load_month.py` builds them; `include/destinations/postgres.py` is the destination):
 
-1. **wait_for_file** skips the family if the run does not load it, then waits — deferred, holding
-   no worker slot — until the source has the month's file (a fixed archive fails at once on 404);
+1. **wait_for_file** skips the family if the run does not load it, then waits — in the triggerer,
+   holding no worker slot — until the source has the month's file (a fixed archive fails at once
+   on 404);
 2. **stage** downloads the file, reads it with the family's declared schema, applies the cleaning
    rules (`include/source/transform.py`) and COPYs the rows into a staging table of this run's own,
    profiling them on the way (rows per day, nulls, quantiles) into `{taxi}_tripdata_profile`;

@@ -3,9 +3,11 @@
 ``load_every_family`` builds what those DAGs run: ``plan_month``, then one task group per family,
 each independent of the others:
 
-- **plan_month** decides the run's month and families; a family the run does not load is skipped
-  right there (a branch: its tasks never start a process);
-- **wait_for_file** waits, deferred, for the family's file;
+- **plan_month** decides the run's month and families, and each family's file and how long to wait
+  for it (the XCom ``file_wait.{taxi}``, which the family's tasks read); a family the run does not
+  load is skipped right there (a branch: its tasks never start a process);
+- **wait_for_file** waits for the family's file in the triggerer, where a scheduler starts it: a
+  published file costs no task process;
 - **stage** downloads the file and streams it, read, cleaned and profiled
   (``include.source.month_file``), into the destination's staging area;
 - **audit** fails the month unless its staged profile passes ``include.checks.quality.MONTH_CHECKS``
@@ -33,7 +35,7 @@ from airflow.sdk import TaskGroup, XComArg, task
 from include.flows.check_anomalies import CheckAnomalies
 from include.flows.defaults import LOAD_TIMEOUT
 from include.source.families import TAXIS
-from include.source.sensors import WaitForMonthFile
+from include.source.sensors import WaitForMonthFile, file_wait_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,38 +65,35 @@ def load_every_family(
     on ``publish_outlets`` with what was published as its extra.
     """
     planned = _plan_month()
-    plan = XComArg(planned.operator, key=PLAN_KEY)
     stage = _stage.override(pool=stage_pool) if stage_pool else _stage
     publish = _publish.override(outlets=list(publish_outlets)) if publish_outlets else _publish
     for taxi in TAXIS:
         with TaskGroup(group_id=taxi):
-            wait = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, plan=plan)
-            planned >> wait
-            request = wait.output
-            staged = stage(destination, request)
+            file_wait = XComArg(planned.operator, key=file_wait_key(taxi))  # the file, as planned
+            wait = WaitForMonthFile(task_id="wait_for_file", taxi=taxi, file_wait=file_wait)
+            staged = stage(destination, file_wait)
+            planned >> wait >> staged
             audited = audit(taxi) if audit else _audit(destination, staged)
             checked = CheckAnomalies(task_id="check_anomalies", destination=destination, staged=staged)
             published = publish(destination, staged)
             staged >> audited >> checked >> published
-            published >> _drop_staging(destination, request).as_teardown(setups=staged)
+            published >> _drop_staging(destination, file_wait).as_teardown(setups=staged)
 
 
 # --- The tasks: each makes the destination, runs its step, and hands on a JSON-safe result --------
-
-
-# The XCom of plan_month holding the run's plan (its return value is the branch it takes).
-PLAN_KEY = "plan"
 
 
 @task.branch(task_id="plan_month")
 def _plan_month(params: dict, ti=None, dag_run=None, data_interval_start=None) -> list[str]:
     from dataclasses import asdict
 
+    from include.source.sensors import plan_file_waits
     from include.source.sources import plan_run, runtime_settings
 
     # "Today" is when the run was due, not the clock, so a retry validates exactly as before.
     plan = plan_run(params, data_interval_start, dag_run.run_after.date(), runtime_settings())
-    ti.xcom_push(key=PLAN_KEY, value=asdict(plan))
+    for taxi, file_wait in plan_file_waits(plan, dag_run.run_after).items():  # what wait_for_file reads
+        ti.xcom_push(key=file_wait_key(taxi), value=asdict(file_wait))
     skipped = [taxi for taxi in TAXIS if taxi not in plan.taxis]
     log.info("this run loads %s of %s for %s; skipped: %s", plan.taxis, plan.source, plan.month, skipped)
     # Only the families the run loads go on: the others are skipped by the scheduler, no process each.
@@ -102,7 +101,7 @@ def _plan_month(params: dict, ti=None, dag_run=None, data_interval_start=None) -
 
 
 @task(task_id="stage", execution_timeout=LOAD_TIMEOUT)
-def _stage(destination: str, request: dict, run_id: str | None = None) -> dict:
+def _stage(destination: str, file_wait: dict, run_id: str | None = None) -> dict:
     from airflow.sdk import Variable
 
     from include.destinations.base import destination_class
@@ -110,7 +109,7 @@ def _stage(destination: str, request: dict, run_id: str | None = None) -> dict:
     from include.source.month_file import MISSING_COLUMNS_ACTIONS
     from include.source.sources import MonthRequest, downloaded
 
-    month_request = MonthRequest.from_dict(request)
+    month_request = MonthRequest.from_dict(file_wait["request"])
     missing_columns = Variable.get("missing_columns", default="fail")
     if missing_columns not in MISSING_COLUMNS_ACTIONS:
         raise InvalidParamsError(
@@ -142,11 +141,12 @@ def _publish(destination: str, staged: dict, task=None, outlet_events=None) -> d
 
 # A plain task made a teardown by the builder: a @teardown function cannot be called once per family.
 @task(task_id="drop_staging")
-def _drop_staging(destination: str, request: dict, run_id: str | None = None) -> None:
+def _drop_staging(destination: str, file_wait: dict, run_id: str | None = None) -> None:
     from include.destinations.base import destination_class
     from include.source.months import Month
 
     with destination_class(destination).from_airflow() as target:
+        request = file_wait["request"]
         target.drop_staging(request["taxi"], Month.parse(request["month"]), run_id)
 
 

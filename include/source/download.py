@@ -54,7 +54,8 @@ class FileVersion:
         return headers
 
 
-def _raise_for_status(url: str, status: int) -> None:
+def raise_for_status(url: str, status: int) -> None:
+    """The download error an HTTP status means, if any (the retry policy decides by its class)."""
     if status == 404:
         raise SourceNotPublishedError(f"{url} is not published (HTTP 404)")
     if status in (401, 403):
@@ -113,7 +114,7 @@ def _download_once(url: str, destination: Path, timeout: tuple[float, float]) ->
     except requests.RequestException as error:
         raise TransientDownloadError(f"could not reach {url}: {error}") from error
     with response:
-        _raise_for_status(url, response.status_code)
+        raise_for_status(url, response.status_code)
         version = FileVersion.of(response)
         written = _stream_to_file(response, destination, url, version.size or 0)
     if version.size and written != version.size:
@@ -158,6 +159,6 @@ def current_version(
                 raise TransientDownloadError(f"could not reach {url}: {error}") from error
             if response.status_code == 304:
                 return None
-            _raise_for_status(url, response.status_code)
+            raise_for_status(url, response.status_code)
             return FileVersion.of(response)
     raise AssertionError("unreachable: tenacity returns or re-raises")
