@@ -42,10 +42,12 @@ DAGS_TEST = [
 ALERT_RECIPIENTS = "on-call@example.test, data-team@example.test"
 
 
-def dags_test(dag_id: str, env: dict[str, str]) -> list[str]:
+def dags_test(dag_id: str, env: dict[str, str], logical_date: str | None = None) -> list[str]:
     """``DAGS_TEST`` of ``dag_id`` from its own file (``-f``), as the README's edit loop runs it:
     without it, every run parses and stores every DAG of the folder first."""
-    return [*DAGS_TEST, dag_id, "-f", str(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py")]
+    dag_file = Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py"
+    # The logical date is a positional argument: before the options, or argparse refuses it.
+    return [*DAGS_TEST, dag_id, *([logical_date] if logical_date else []), "-f", str(dag_file)]
 
 
 @pytest.fixture(scope="session")
@@ -183,11 +185,10 @@ def run_dag(airflow_db: None, dag_env: dict[str, str]) -> Callable[..., subproce
     def run(
         dag_id: str, conf: dict, logical_date: str | None = None, **extra_env: str
     ) -> subprocess.CompletedProcess:
-        date_argument = [logical_date] if logical_date else []
         env = {**os.environ, **dag_env, **extra_env}
         try:
             return subprocess.run(
-                [*dags_test(dag_id, env), *date_argument, "-c", json.dumps(conf)],
+                [*dags_test(dag_id, env, logical_date), "-c", json.dumps(conf)],
                 env=env,
                 capture_output=True,
                 text=True,
