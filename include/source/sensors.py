@@ -115,7 +115,7 @@ class WaitForMonthFile(BaseOperator):
         pulled = f"ti.xcom_pull(task_ids='{plan_task_id}', key='{file_wait_key(taxi)}', map_indexes=-1)"
         rendered = f"{{{{ {pulled} | tojson }}}}"
         self.start_trigger_args = StartTriggerArgs(
-            trigger_cls=f"{SourceFileTrigger.__module__}.{SourceFileTrigger.__qualname__}",
+            trigger_cls=SourceFileTrigger.CLASSPATH,
             trigger_kwargs={"file_wait": rendered, "end_task": True},
             next_method="execute_complete",
             next_kwargs=None,
@@ -176,17 +176,16 @@ class SourceFileTrigger(BaseTrigger):
     ``waited``, ``status`` or ``error``, and ``file_wait`` back.
     """
 
-    template_fields = ("file_wait",)
+    # The triggerer renders file_wait: it takes the field names from the task's template_fields
+    # that are also keys of start_trigger_args.trigger_kwargs, and sets them on the instance.
+    CLASSPATH = "include.source.sensors.SourceFileTrigger"
 
     def __init__(self, file_wait: dict | str, end_task: bool = False):
         super().__init__()
         self.file_wait, self.end_task = file_wait, end_task
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "include.source.sensors.SourceFileTrigger",
-            {"file_wait": self.file_wait, "end_task": self.end_task},
-        )
+        return (self.CLASSPATH, {"file_wait": self.file_wait, "end_task": self.end_task})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import httpx
